@@ -1,0 +1,60 @@
+package kernels
+
+import "math"
+
+// SiLU is z·σ(z) = z / (1 + e^−z).
+func SiLU(z float32) float32 { return z / (1 + float32(math.Exp(float64(-z)))) }
+
+// SwiGLU writes dst[i] = silu(gate[i]) · up[i], the Llama MLP's inner product.
+func SwiGLU(dst, gate, up []float32) {
+	up = up[:len(gate)]
+	dst = dst[:len(gate)]
+	for i, g := range gate {
+		dst[i] = SiLU(g) * up[i]
+	}
+}
+
+// Softmax replaces x by exp(x − max) / Σ exp(x − max) in place; −Inf entries
+// become 0. An all −Inf row becomes all zeros rather than NaN.
+func Softmax(x []float32) {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		if v > m {
+			m = v
+		}
+	}
+	if math.IsInf(float64(m), -1) {
+		for i := range x {
+			x[i] = 0
+		}
+		return
+	}
+	var sum float64
+	for i, v := range x {
+		e := float32(math.Exp(float64(v - m)))
+		x[i] = e
+		sum += float64(e)
+	}
+	inv := float32(1 / sum)
+	for i := range x {
+		x[i] *= inv
+	}
+}
+
+// LogSumExp returns log Σ exp(x) computed stably (float64 accumulation).
+func LogSumExp(x []float32) float64 {
+	m := math.Inf(-1)
+	for _, v := range x {
+		if float64(v) > m {
+			m = float64(v)
+		}
+	}
+	if math.IsInf(m, -1) {
+		return m
+	}
+	var sum float64
+	for _, v := range x {
+		sum += math.Exp(float64(v) - m)
+	}
+	return m + math.Log(sum)
+}

@@ -1,0 +1,206 @@
+package llama
+
+import (
+	"fmt"
+
+	"github.com/lorakit/lorakit/kernels"
+	"github.com/lorakit/lorakit/kvcache"
+)
+
+// Legend: N = new tokens across the batch, D = hidden, F = intermediate,
+// Hq = heads·head_dim, Hkv = kv heads·head_dim, V = vocab.
+
+// NewCache makes an empty KV cache for one sequence of this model.
+func (m *Model) NewCache() *kvcache.Seq {
+	return kvcache.New(len(m.Layers), m.Config.KVDim())
+}
+
+// Step is one forward call: for each sequence, its new tokens, processed after
+// what its cache already holds (a prompt, a prefill chunk or one decode token).
+type Step struct {
+	Caches []*kvcache.Seq
+	Tokens [][]int
+	// AllLogits asks for logits at every new position (training, evaluation);
+	// otherwise only the last new position of each sequence (generation).
+	AllLogits bool
+	// Acts, when not nil, receives what a backward pass needs.
+	Acts *Activations
+}
+
+// Activations are the tensors a forward pass keeps for the backward pass,
+// named as in llm.c's ActivationTensors.
+type Activations struct {
+	Pos    []int // [N] position of each row
+	Layers []LayerActs
+	XFinal []float32 // [N, D] residual stream before the final norm
+	RstdF  []float32 // [N]
+	XNormF []float32 // [N, D] input of lm_head
+}
+
+// LayerActs are one layer's saved tensors.
+type LayerActs struct {
+	X         []float32 // [N, D] the layer's input (residual stream)
+	XNorm1    []float32 // [N, D] input_layernorm output
+	Rstd1     []float32 // [N]
+	Q         []float32 // [N, Hq] after RoPE (and q_norm)
+	QPre      []float32 // [N, Hq] before q_norm (Qwen3 only)
+	KPre      []float32 // [N, Hkv] before k_norm (Qwen3 only)
+	QRstd     []float32 // [N·heads] (Qwen3 only)
+	KRstd     []float32 // [N·kvHeads] (Qwen3 only)
+	Probs     [][]float32
+	AttnOut   []float32 // [N, Hq] attention output, input of o_proj
+	H         []float32 // [N, D] residual after attention
+	XNorm2    []float32 // [N, D]
+	Rstd2     []float32 // [N]
+	Gate, Up  []float32 // [N, F]
+	GatedProd []float32 // [N, F] silu(gate)·up, input of down_proj
+}
+
+// Forward runs the model and returns logits, [N, V] with AllLogits or
+// [len(Caches), V] otherwise. Each cache grows by its new tokens.
+func (m *Model) Forward(st *Step) ([]float32, error) {
+	c := m.Config
+	D, F, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
+	Hq, Hkv := c.QDim(), c.KVDim()
+	if len(st.Caches) != len(st.Tokens) {
+		return nil, fmt.Errorf("forward: %d caches for %d token lists", len(st.Caches), len(st.Tokens))
+	}
+	// Rows of the batch: sequence r's new tokens occupy rows start[r]..start[r+1].
+	start := make([]int, len(st.Tokens)+1)
+	for r, toks := range st.Tokens {
+		start[r+1] = start[r] + len(toks)
+	}
+	N := start[len(st.Tokens)]
+	pos := make([]int, N)
+	x := make([]float32, N*D)
+	maxPos := 0
+	for r, toks := range st.Tokens {
+		for j, id := range toks {
+			if id < 0 || id >= V {
+				return nil, fmt.Errorf("forward: token id %d at sequence %d position %d is outside the vocabulary (%d)", id, r, j, V)
+			}
+			i := start[r] + j
+			pos[i] = st.Caches[r].Len + j
+			maxPos = max(maxPos, pos[i]+1)
+			copy(x[i*D:(i+1)*D], m.Embed[id*D:(id+1)*D])
+		}
+		st.Caches[r].Reserve(st.Caches[r].Len + len(toks))
+	}
+	if m.rope.Len() < maxPos {
+		m.rope.Grow(m.invFreq, maxPos)
+	}
+	acts := st.Acts
+	if acts != nil {
+		acts.Pos = pos
+		acts.Layers = make([]LayerActs, len(m.Layers))
+	}
+	eps := float32(c.RMSNormEps)
+	xn := make([]float32, N*D)
+	q := make([]float32, N*Hq)
+	kv := make([]float32, 2*N*Hkv)
+	att := make([]float32, N*Hq)
+	gate := make([]float32, N*F)
+	up := make([]float32, N*F)
+	tmp := make([]float32, N*D)
+	for li, l := range m.Layers {
+		var a *LayerActs
+		if acts != nil {
+			a = &acts.Layers[li]
+			a.X = clone(x)
+		}
+		// Attention block: h = x + o_proj(attn(input_layernorm(x))).
+		var rstd1 []float32
+		if a != nil {
+			rstd1 = make([]float32, N)
+		}
+		kernels.RMSNorm(xn, rstd1, x, l.AttnNorm, N, D, eps)
+		k, v := kv[:N*Hkv], kv[N*Hkv:]
+		l.Q.Forward(q, xn, N)
+		l.K.Forward(k, xn, N)
+		l.V.Forward(v, xn, N)
+		if a != nil {
+			a.XNorm1, a.Rstd1 = clone(xn), rstd1
+		}
+		if c.QKNorm { // Qwen3: RMSNorm over each head, before RoPE
+			var qr, kr []float32
+			if a != nil {
+				a.QPre, a.KPre = clone(q), clone(k)
+				qr, kr = make([]float32, N*c.NumHeads), make([]float32, N*c.NumKVHeads)
+				a.QRstd, a.KRstd = qr, kr
+			}
+			kernels.RMSNorm(q, qr, q, l.QNorm, N*c.NumHeads, c.HeadDim, eps)
+			kernels.RMSNorm(k, kr, k, l.KNorm, N*c.NumKVHeads, c.HeadDim, eps)
+		}
+		kernels.RopeForward(q, pos, c.NumHeads, c.HeadDim, m.rope)
+		kernels.RopeForward(k, pos, c.NumKVHeads, c.HeadDim, m.rope)
+		if a != nil {
+			a.Q = clone(q)
+			a.Probs = make([][]float32, len(st.Tokens))
+		}
+		for r, cache := range st.Caches {
+			lkv := cache.Layers[li]
+			n := len(st.Tokens[r])
+			copy(lkv.K[cache.Len*Hkv:], k[start[r]*Hkv:start[r+1]*Hkv])
+			copy(lkv.V[cache.Len*Hkv:], v[start[r]*Hkv:start[r+1]*Hkv])
+			shape := kernels.AttentionShape{NQ: n, Pos0: cache.Len, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim, Window: c.SlidingWindow}
+			var probs []float32
+			if a != nil {
+				probs = make([]float32, c.NumHeads*n*(cache.Len+n))
+				a.Probs[r] = probs
+			}
+			kernels.Attention(att[start[r]*Hq:start[r+1]*Hq], q[start[r]*Hq:start[r+1]*Hq], lkv.K, lkv.V, shape, probs)
+		}
+		l.O.Forward(tmp, att, N)
+		kernels.Axpy(1, tmp, x)
+		if a != nil {
+			a.AttnOut, a.H = clone(att), clone(x)
+		}
+		// MLP block: x = h + down(silu(gate(n)) · up(n)), n = post_attention_layernorm(h).
+		var rstd2 []float32
+		if a != nil {
+			rstd2 = make([]float32, N)
+		}
+		kernels.RMSNorm(xn, rstd2, x, l.MLPNorm, N, D, eps)
+		l.Gate.Forward(gate, xn, N)
+		l.Up.Forward(up, xn, N)
+		if a != nil {
+			a.XNorm2, a.Rstd2, a.Gate, a.Up = clone(xn), rstd2, clone(gate), clone(up)
+		}
+		kernels.SwiGLU(gate, gate, up)
+		if a != nil {
+			a.GatedProd = clone(gate)
+		}
+		l.Down.Forward(tmp, gate, N)
+		kernels.Axpy(1, tmp, x)
+	}
+	for r, cache := range st.Caches {
+		cache.Len += len(st.Tokens[r])
+	}
+	// Final norm and lm_head, on every row or on each sequence's last row.
+	rows := N
+	if !st.AllLogits {
+		rows = len(st.Tokens)
+		last := make([]float32, rows*D)
+		for r := range st.Tokens {
+			if start[r+1] == start[r] {
+				return nil, fmt.Errorf("forward: sequence %d has no new tokens", r)
+			}
+			copy(last[r*D:(r+1)*D], x[(start[r+1]-1)*D:start[r+1]*D])
+		}
+		x = last
+	}
+	var rstdF []float32
+	if acts != nil {
+		acts.XFinal = clone(x)
+		rstdF = make([]float32, rows)
+	}
+	kernels.RMSNorm(xn[:rows*D], rstdF, x, m.Norm, rows, D, eps)
+	if acts != nil {
+		acts.RstdF, acts.XNormF = rstdF, clone(xn[:rows*D])
+	}
+	logits := make([]float32, rows*V)
+	m.LMHead.Forward(logits, xn[:rows*D], rows)
+	return logits, nil
+}
+
+func clone(x []float32) []float32 { return append([]float32(nil), x...) }

@@ -1,0 +1,192 @@
+// Package llama is the Llama family (Llama 2/3, TinyLlama, SmolLM, Mistral,
+// Qwen2, Qwen3) with Hugging Face LlamaForCausalLM semantics, driven by config.
+package llama
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/lorakit/lorakit/format/safetensors"
+	"github.com/lorakit/lorakit/kernels"
+	"github.com/lorakit/lorakit/model"
+	"github.com/lorakit/lorakit/nn"
+)
+
+// Model holds the weights of a decoder-only Llama-family model in float32.
+type Model struct {
+	Config *model.Config
+	Embed  []float32 // [vocab, hidden]
+	Layers []*Layer
+	Norm   []float32  // [hidden], the final RMSNorm gain
+	LMHead *nn.Linear // [vocab, hidden]; W aliases Embed when embeddings are tied
+
+	invFreq []float32
+	rope    *kernels.RopeTable
+}
+
+// Layer is one decoder block: pre-norm attention then pre-norm SwiGLU MLP.
+type Layer struct {
+	AttnNorm, MLPNorm []float32 // [hidden]
+	QNorm, KNorm      []float32 // [head_dim], Qwen3 only
+	Q, K, V, O        *nn.Linear
+	Gate, Up, Down    *nn.Linear
+}
+
+// Projections lists the seven linear layers by their Hugging Face module name,
+// the names LoRA targets use.
+func (l *Layer) Projections() []NamedLinear {
+	return []NamedLinear{
+		{"self_attn.q_proj", l.Q}, {"self_attn.k_proj", l.K}, {"self_attn.v_proj", l.V}, {"self_attn.o_proj", l.O},
+		{"mlp.gate_proj", l.Gate}, {"mlp.up_proj", l.Up}, {"mlp.down_proj", l.Down},
+	}
+}
+
+// NamedLinear pairs a projection with its module path inside a layer.
+type NamedLinear struct {
+	Name   string
+	Linear *nn.Linear
+}
+
+// Load reads config.json and the safetensors weights of a model folder.
+func Load(src model.Source) (*Model, error) {
+	cfg, err := model.ReadConfig(src)
+	if err != nil {
+		return nil, err
+	}
+	set, err := src.Weights()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src.Name(), err)
+	}
+	defer set.Close()
+	m, err := FromTensors(cfg, set)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src.Name(), err)
+	}
+	return m, nil
+}
+
+// TensorSource is what FromTensors reads weights from (a safetensors set).
+type TensorSource interface {
+	Tensor(name string) (safetensors.Tensor, bool)
+	Names() []string
+}
+
+// FromTensors builds a model from HF-named tensors, checking every shape.
+func FromTensors(cfg *model.Config, ts TensorSource) (*Model, error) {
+	c := cfg
+	D, F, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
+	r := &reader{ts: ts, used: map[string]bool{}}
+	m := &Model{Config: c}
+	m.Embed = r.get("model.embed_tokens.weight", V, D)
+	m.Norm = r.get("model.norm.weight", D)
+	for i := 0; i < c.NumLayers; i++ {
+		p := fmt.Sprintf("model.layers.%d.", i)
+		l := &Layer{
+			AttnNorm: r.get(p+"input_layernorm.weight", D),
+			MLPNorm:  r.get(p+"post_attention_layernorm.weight", D),
+			Q:        r.linear(p+"self_attn.q_proj", c.QDim(), D, c.AttentionBias),
+			K:        r.linear(p+"self_attn.k_proj", c.KVDim(), D, c.AttentionBias),
+			V:        r.linear(p+"self_attn.v_proj", c.KVDim(), D, c.AttentionBias),
+			O:        r.linear(p+"self_attn.o_proj", D, c.QDim(), c.OutputBias),
+			Gate:     r.linear(p+"mlp.gate_proj", F, D, false),
+			Up:       r.linear(p+"mlp.up_proj", F, D, false),
+			Down:     r.linear(p+"mlp.down_proj", D, F, false),
+		}
+		if c.QKNorm {
+			l.QNorm = r.get(p+"self_attn.q_norm.weight", c.HeadDim)
+			l.KNorm = r.get(p+"self_attn.k_norm.weight", c.HeadDim)
+		}
+		m.Layers = append(m.Layers, l)
+	}
+	if c.TieEmbeddings {
+		m.LMHead = &nn.Linear{In: D, Out: V, W: m.Embed}
+	} else {
+		m.LMHead = &nn.Linear{In: D, Out: V, W: r.get("lm_head.weight", V, D)}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	for _, name := range ts.Names() {
+		if !r.used[name] && !ignorable(name) {
+			return nil, fmt.Errorf("tensor %q is not part of a %s model with this config (wrong config.json?)", name, c.ModelType)
+		}
+	}
+	m.init()
+	return m, nil
+}
+
+// ignorable tensors are buffers some checkpoints carry that the math recomputes.
+func ignorable(name string) bool {
+	return strings.HasSuffix(name, "rotary_emb.inv_freq") || (name == "lm_head.weight")
+}
+
+func (m *Model) init() {
+	m.invFreq = m.Config.InvFreq()
+	n := m.Config.MaxPositions
+	if n <= 0 || n > 8192 {
+		n = 8192 // grown on demand beyond this
+	}
+	m.rope = kernels.NewRopeTable(m.invFreq, min(n, 4096))
+}
+
+type reader struct {
+	ts   TensorSource
+	used map[string]bool
+	err  error
+}
+
+func (r *reader) get(name string, shape ...int) []float32 {
+	if r.err != nil {
+		return nil
+	}
+	t, ok := r.ts.Tensor(name)
+	if !ok {
+		r.err = fmt.Errorf("tensor %q is missing", name)
+		return nil
+	}
+	r.used[name] = true
+	if !equalShape(t.Shape, shape) {
+		r.err = fmt.Errorf("tensor %q has shape %v, config wants %v", name, t.Shape, shape)
+		return nil
+	}
+	v, err := t.Float32()
+	if err != nil {
+		r.err = fmt.Errorf("tensor %q: %w", name, err)
+	}
+	return v
+}
+
+func (r *reader) linear(prefix string, out, in int, bias bool) *nn.Linear {
+	l := &nn.Linear{In: in, Out: out, W: r.get(prefix+".weight", out, in)}
+	if bias {
+		l.B = r.get(prefix+".bias", out)
+	}
+	return l
+}
+
+func equalShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// NumParams counts the model's scalars (tied embeddings once).
+func (m *Model) NumParams() int {
+	n := len(m.Embed) + len(m.Norm)
+	for _, l := range m.Layers {
+		n += len(l.AttnNorm) + len(l.MLPNorm) + len(l.QNorm) + len(l.KNorm)
+		for _, p := range l.Projections() {
+			n += p.Linear.Params()
+		}
+	}
+	if !m.Config.TieEmbeddings {
+		n += m.LMHead.Params()
+	}
+	return n
+}
