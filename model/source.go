@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -28,7 +29,9 @@ type Dir string
 
 func (d Dir) Name() string { return string(d) }
 
-func (d Dir) ReadFile(name string) ([]byte, error) { return os.ReadFile(filepath.Join(string(d), name)) }
+func (d Dir) ReadFile(name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(string(d), name))
+}
 
 func (d Dir) Weights() (*safetensors.Set, error) { return safetensors.OpenDir(string(d)) }
 
@@ -75,3 +78,64 @@ func ReadConfig(src Source) (*Config, error) {
 
 // IsNotExist reports whether err means a file is absent.
 func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// GenerationConfig is the part of generation_config.json lorakit uses: the
+// end-of-sequence ids and the model author's default sampling settings.
+type GenerationConfig struct {
+	EOSTokenIDs       []int
+	DoSample          bool
+	Temperature       float64
+	TopK              int
+	TopP              float64
+	MinP              float64
+	RepetitionPenalty float64
+	MaxNewTokens      int
+}
+
+// ReadGenerationConfig reads generation_config.json; a missing file gives an
+// empty config (greedy, no extra EOS ids).
+func ReadGenerationConfig(src Source) (*GenerationConfig, error) {
+	data, err := src.ReadFile("generation_config.json")
+	if IsNotExist(err) {
+		return &GenerationConfig{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var raw struct {
+		EOS               json.RawMessage `json:"eos_token_id"`
+		DoSample          bool            `json:"do_sample"`
+		Temperature       *float64        `json:"temperature"`
+		TopK              *int            `json:"top_k"`
+		TopP              *float64        `json:"top_p"`
+		MinP              *float64        `json:"min_p"`
+		RepetitionPenalty *float64        `json:"repetition_penalty"`
+		MaxNewTokens      *int            `json:"max_new_tokens"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("%s: generation_config.json: %w", src.Name(), err)
+	}
+	g := &GenerationConfig{DoSample: raw.DoSample, Temperature: 1, TopK: 50, TopP: 1}
+	if g.EOSTokenIDs, err = ParseIDList(raw.EOS); err != nil {
+		return nil, fmt.Errorf("%s: generation_config.json: eos_token_id: %w", src.Name(), err)
+	}
+	if raw.Temperature != nil {
+		g.Temperature = *raw.Temperature
+	}
+	if raw.TopK != nil {
+		g.TopK = *raw.TopK
+	}
+	if raw.TopP != nil {
+		g.TopP = *raw.TopP
+	}
+	if raw.MinP != nil {
+		g.MinP = *raw.MinP
+	}
+	if raw.RepetitionPenalty != nil {
+		g.RepetitionPenalty = *raw.RepetitionPenalty
+	}
+	if raw.MaxNewTokens != nil {
+		g.MaxNewTokens = *raw.MaxNewTokens
+	}
+	return g, nil
+}

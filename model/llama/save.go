@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/lorakit/lorakit/format/safetensors"
+	"github.com/lorakit/lorakit/model"
 	"github.com/lorakit/lorakit/tensor"
 )
 
@@ -92,4 +93,26 @@ func (m *Model) Save(dir string, opt SaveOptions) error {
 		return fmt.Errorf("save %s: %w", dir, err)
 	}
 	return nil
+}
+
+// FromTensorsF32 builds a model from named float32 tensors (the inverse of
+// Tensors), e.g. after merging an adapter.
+func FromTensorsF32(cfg *model.Config, ts []NamedTensor) (*Model, error) {
+	set := memTensors{}
+	for _, t := range ts {
+		set[t.Name] = safetensors.Tensor{Name: t.Name, DType: tensor.F32, Shape: t.Shape, Data: safetensors.F32Bytes(t.Data)}
+	}
+	return FromTensors(cfg, set)
+}
+
+type memTensors map[string]safetensors.Tensor
+
+func (m memTensors) Tensor(name string) (safetensors.Tensor, bool) { t, ok := m[name]; return t, ok }
+
+func (m memTensors) Names() []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	return names
 }

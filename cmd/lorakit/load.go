@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/lorakit/lorakit/model"
+	"github.com/lorakit/lorakit/model/llama"
+	"github.com/lorakit/lorakit/models"
+	"github.com/lorakit/lorakit/tokenizer"
+)
+
+// loadedModel is a model with everything needed to talk to it.
+type loadedModel struct {
+	Source model.Source
+	Model  *llama.Model
+	Tok    *tokenizer.Tokenizer
+	Gen    *model.GenerationConfig
+}
+
+// resolveSource maps --model to files: empty or "tiny-brown" is the embedded
+// default; a directory is a Hugging Face folder; a .safetensors file means the
+// folder it is in.
+func resolveSource(path string) (model.Source, error) {
+	if path == "" || path == models.DefaultName {
+		if _, err := os.Stat(path); path == "" || err != nil {
+			return models.TinyBrown(), nil
+		}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", path, err)
+	}
+	if st.IsDir() {
+		return model.Dir(path), nil
+	}
+	if filepath.Ext(path) == ".safetensors" {
+		return model.Dir(filepath.Dir(path)), nil
+	}
+	return nil, fmt.Errorf("model %s: not a Hugging Face folder (config.json + safetensors); GGUF models are not loadable yet", path)
+}
+
+func loadModel(path string) (*loadedModel, error) {
+	src, err := resolveSource(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := llama.Load(src)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := loadTokenizerFrom(src)
+	if err != nil {
+		return nil, err
+	}
+	if tv := tok.VocabSize(); tv > m.Config.VocabSize {
+		return nil, fmt.Errorf("%s: tokenizer has %d ids but the model's vocab_size is %d", src.Name(), tv, m.Config.VocabSize)
+	}
+	gen, err := model.ReadGenerationConfig(src)
+	if err != nil {
+		return nil, err
+	}
+	return &loadedModel{Source: src, Model: m, Tok: tok, Gen: gen}, nil
+}
+
+// loadTokenizerFrom reads tokenizer.json (+ tokenizer_config.json), or a
+// SentencePiece tokenizer.model when there is no tokenizer.json.
+func loadTokenizerFrom(src model.Source) (*tokenizer.Tokenizer, error) {
+	cfg, err := src.ReadFile("tokenizer_config.json")
+	if err != nil && !model.IsNotExist(err) {
+		return nil, err
+	}
+	tj, err := src.ReadFile("tokenizer.json")
+	if err == nil {
+		tok, err := tokenizer.Parse(tj, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("%s: tokenizer.json: %w", src.Name(), err)
+		}
+		return tok, nil
+	}
+	if !model.IsNotExist(err) {
+		return nil, err
+	}
+	spm, err := src.ReadFile("tokenizer.model")
+	if err != nil {
+		return nil, fmt.Errorf("%s: no tokenizer.json or tokenizer.model", src.Name())
+	}
+	tok, err := tokenizer.ParseSentencePieceModel(spm)
+	if err != nil {
+		return nil, fmt.Errorf("%s: tokenizer.model: %w", src.Name(), err)
+	}
+	return tok, nil
+}
+
+// loadTokenizer accepts a model folder, a tokenizer.json / tokenizer.model
+// file, or the embedded default's name.
+func loadTokenizer(path string) (*tokenizer.Tokenizer, error) {
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		if filepath.Ext(path) == ".model" {
+			return tokenizer.LoadSentencePieceModel(path)
+		}
+		return tokenizer.LoadFile(path)
+	}
+	src, err := resolveSource(path)
+	if err != nil {
+		return nil, err
+	}
+	return loadTokenizerFrom(src)
+}
+
+// eosIDs is every id that ends generation: config.json's, generation_config's
+// and the tokenizer's eos token.
+func (lm *loadedModel) eosIDs() []int {
+	seen := map[int]bool{}
+	var ids []int
+	add := func(xs ...int) {
+		for _, x := range xs {
+			if x >= 0 && !seen[x] {
+				seen[x] = true
+				ids = append(ids, x)
+			}
+		}
+	}
+	add(lm.Model.Config.EOSTokenIDs...)
+	add(lm.Gen.EOSTokenIDs...)
+	if id, ok := lm.Tok.EOS(); ok {
+		add(id)
+	}
+	return ids
+}
+
+// bosID is the id prepended to prompts when the tokenizer adds none itself
+// (DESIGN.md §4: <bos> exactly once), or -1.
+func (lm *loadedModel) bosID() int {
+	if lm.Tok.AddsBOS() {
+		return -1
+	}
+	if lm.Model.Config.BOSTokenID >= 0 {
+		return lm.Model.Config.BOSTokenID
+	}
+	if id, ok := lm.Tok.BOS(); ok {
+		return id
+	}
+	return -1
+}
+
+// encodePrompt tokenizes a prompt with exactly one <bos>.
+func (lm *loadedModel) encodePrompt(text string) []int {
+	ids := lm.Tok.Encode(text, true)
+	if b := lm.bosID(); b >= 0 {
+		ids = append([]int{b}, ids...)
+	}
+	return ids
+}

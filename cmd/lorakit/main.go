@@ -1,0 +1,45 @@
+// Command lorakit fine-tunes LoRA adapters for Llama-family models and runs
+// them, on a CPU, in one binary.
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lorakit/lorakit/kernels"
+)
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "lorakit:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	var threads int
+	var verbose bool
+	root := &cobra.Command{
+		Use:           "lorakit",
+		Short:         "LoRA fine-tuning and multi-adapter serving for Llama-family models, on a CPU",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			if threads > 0 {
+				kernels.SetThreads(threads)
+			}
+			level := slog.LevelWarn
+			if verbose {
+				level = slog.LevelDebug
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+		},
+	}
+	root.PersistentFlags().IntVar(&threads, "threads", 0, "threads for the kernels (default: LORAKIT_THREADS or all cores)")
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	root.AddCommand(newGenerateCmd(), newTokenizeCmd(), newEvalCmd(), newInspectCmd(), newDemoCmd())
+	return root
+}

@@ -1,0 +1,58 @@
+package llama
+
+import (
+	"math/rand/v2"
+
+	"github.com/lorakit/lorakit/model"
+	"github.com/lorakit/lorakit/nn"
+)
+
+// NewRandom makes a model of the given config with weights drawn as HF
+// initialises Llama (normal, std 0.02; norms 1; biases small), for tests and
+// benchmarks of a named shape.
+func NewRandom(cfg *model.Config, seed uint64) *Model {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	normal := func(n int, std float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * std)
+		}
+		return v
+	}
+	ones := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = 1 + float32(rng.NormFloat64()*0.05)
+		}
+		return v
+	}
+	c := cfg
+	D, F, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
+	lin := func(out, in int, bias bool) *nn.Linear {
+		l := &nn.Linear{In: in, Out: out, W: normal(out*in, 0.02)}
+		if bias {
+			l.B = normal(out, 0.02)
+		}
+		return l
+	}
+	m := &Model{Config: c, Embed: normal(V*D, 0.02), Norm: ones(D)}
+	for i := 0; i < c.NumLayers; i++ {
+		l := &Layer{
+			AttnNorm: ones(D), MLPNorm: ones(D),
+			Q: lin(c.QDim(), D, c.AttentionBias), K: lin(c.KVDim(), D, c.AttentionBias),
+			V: lin(c.KVDim(), D, c.AttentionBias), O: lin(D, c.QDim(), c.OutputBias),
+			Gate: lin(F, D, false), Up: lin(F, D, false), Down: lin(D, F, false),
+		}
+		if c.QKNorm {
+			l.QNorm, l.KNorm = ones(c.HeadDim), ones(c.HeadDim)
+		}
+		m.Layers = append(m.Layers, l)
+	}
+	if c.TieEmbeddings {
+		m.LMHead = &nn.Linear{In: D, Out: V, W: m.Embed}
+	} else {
+		m.LMHead = &nn.Linear{In: D, Out: V, W: normal(V*D, 0.02)}
+	}
+	m.init()
+	return m
+}
