@@ -1,14 +1,25 @@
-// Package nn holds the layers models are assembled from, each a thin wrapper
-// over kernels with its forward (and, later, backward) side by side.
+// Package nn holds the layers models are assembled from, each with its
+// forward and backward side by side (as llm.c's train_gpt2.c pairs them).
 package nn
 
-import "github.com/lorakit/lorakit/kernels"
+import (
+	"github.com/lorakit/lorakit/kernels"
+	"github.com/lorakit/lorakit/lora"
+)
 
-// Linear is y = x·Wᵀ + b with W stored [Out, In] as Hugging Face stores it.
+// Linear is y = x·Wᵀ + b + s·B·A·dropout(x): a frozen weight W stored
+// [Out, In] as Hugging Face stores it, an optional bias, and an optional LoRA
+// module (PEFT lora.Linear semantics). Only the LoRA matrices get gradients.
 type Linear struct {
 	In, Out int
 	W       []float32 // [Out, In]
 	B       []float32 // [Out], nil when the layer has no bias
+	LoRA    *lora.Module
+	// Dropout on the LoRA branch's input during training (PEFT lora_dropout);
+	// the mask is a pure function of DropoutSeed so the backward pass can
+	// regenerate it instead of storing it.
+	Dropout     float32
+	DropoutSeed uint64
 }
 
 // Forward computes y [rows, Out] from x [rows, In].
@@ -17,6 +28,100 @@ func (l *Linear) Forward(y, x []float32, rows int) {
 	if l.B != nil {
 		for r := 0; r < rows; r++ {
 			kernels.Axpy(1, l.B, y[r*l.Out:(r+1)*l.Out])
+		}
+	}
+	if m := l.LoRA; m != nil {
+		u := l.loraHidden(x, rows) // s·A·dropout(x), [rows, R]
+		kernels.MatMulT(y, u, m.B, rows, l.Out, m.R, true)
+	}
+}
+
+// loraHidden is u = s·dropout(x)·Aᵀ, [rows, R].
+func (l *Linear) loraHidden(x []float32, rows int) []float32 {
+	m := l.LoRA
+	xd := l.dropped(x, rows)
+	u := make([]float32, rows*m.R)
+	kernels.MatMulT(u, xd, m.A, rows, m.R, l.In, false)
+	for i := range u {
+		u[i] *= m.Scale
+	}
+	return u
+}
+
+// dropped returns dropout(x): x itself when dropout is off, otherwise a copy
+// with each element zeroed with probability p and the rest scaled by 1/(1−p).
+func (l *Linear) dropped(x []float32, rows int) []float32 {
+	if l.Dropout <= 0 {
+		return x
+	}
+	xd := make([]float32, rows*l.In)
+	keep := 1 / (1 - l.Dropout)
+	for i := range xd {
+		if !dropMask(l.DropoutSeed, uint64(i), l.Dropout) {
+			xd[i] = x[i] * keep
+		}
+	}
+	return xd
+}
+
+// dropMask decides element i's dropout from a counter-based hash (SplitMix64),
+// so forward and backward agree without storing a mask.
+func dropMask(seed, i uint64, p float32) bool {
+	z := seed + (i+1)*0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return float32(z>>40)/float32(1<<24) < p
+}
+
+// Backward takes dy [rows, Out] and the forward's input x [rows, In]. It adds
+// the LoRA gradients into LoRA.GradA/GradB (when they are allocated) and
+// writes dx = dy·W + s·dropout'(dy·B·A) (adds into dx when accumulate). dx may
+// be nil when no gradient is needed below this layer. The frozen W and b get
+// no gradient: no weight-gradient GEMM for them.
+//
+//	u  = s·xd·Aᵀ          (xd = dropout(x))
+//	dB += dyᵀ·u           [Out, R]
+//	du = s·dy·B           [rows, R]
+//	dA += duᵀ·xd          [R, In]
+//	dx += du·A ⊙ mask/(1−p)
+func (l *Linear) Backward(dx, dy, x []float32, rows int, accumulate bool) {
+	if dx != nil {
+		kernels.MatMul(dx, dy, l.W, rows, l.In, l.Out, accumulate)
+	}
+	m := l.LoRA
+	if m == nil {
+		return
+	}
+	xd := l.dropped(x, rows)
+	if m.GradB != nil {
+		u := make([]float32, rows*m.R)
+		kernels.MatMulT(u, xd, m.A, rows, m.R, l.In, false)
+		for i := range u {
+			u[i] *= m.Scale
+		}
+		kernels.MatMulTN(m.GradB, dy, u, l.Out, m.R, rows, true)
+	}
+	du := make([]float32, rows*m.R)
+	kernels.MatMul(du, dy, m.B, rows, m.R, l.Out, false)
+	for i := range du {
+		du[i] *= m.Scale
+	}
+	if m.GradA != nil {
+		kernels.MatMulTN(m.GradA, du, xd, m.R, l.In, rows, true)
+	}
+	if dx != nil {
+		if l.Dropout <= 0 {
+			kernels.MatMul(dx, du, m.A, rows, l.In, m.R, true)
+		} else {
+			dxd := make([]float32, rows*l.In)
+			kernels.MatMul(dxd, du, m.A, rows, l.In, m.R, false)
+			keep := 1 / (1 - l.Dropout)
+			for i, v := range dxd {
+				if !dropMask(l.DropoutSeed, uint64(i), l.Dropout) {
+					dx[i] += v * keep
+				}
+			}
 		}
 	}
 }

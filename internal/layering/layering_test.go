@@ -26,6 +26,8 @@ var layer = map[string]int{
 	"sample":             2,
 	"train/data":         2,
 	"model":              3,
+	"lora":               3,
+	"train/optim":        2,
 	"models":             4,
 	"nn":                 4,
 	"model/llama":        5,

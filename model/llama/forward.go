@@ -59,25 +59,35 @@ type LayerActs struct {
 // Forward runs the model and returns logits, [N, V] with AllLogits or
 // [len(Caches), V] otherwise. Each cache grows by its new tokens.
 func (m *Model) Forward(st *Step) ([]float32, error) {
+	x, start, err := m.forwardLayers(st)
+	if err != nil {
+		return nil, err
+	}
+	return m.head(st, x, start)
+}
+
+// forwardLayers embeds the new tokens and runs every decoder layer; it returns
+// the residual stream [N, D] and the row offsets of each sequence.
+func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 	c := m.Config
 	D, F, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
 	Hq, Hkv := c.QDim(), c.KVDim()
 	if len(st.Caches) != len(st.Tokens) {
-		return nil, fmt.Errorf("forward: %d caches for %d token lists", len(st.Caches), len(st.Tokens))
+		return nil, nil, fmt.Errorf("forward: %d caches for %d token lists", len(st.Caches), len(st.Tokens))
 	}
 	// Rows of the batch: sequence r's new tokens occupy rows start[r]..start[r+1].
-	start := make([]int, len(st.Tokens)+1)
+	start = make([]int, len(st.Tokens)+1)
 	for r, toks := range st.Tokens {
 		start[r+1] = start[r] + len(toks)
 	}
 	N := start[len(st.Tokens)]
 	pos := make([]int, N)
-	x := make([]float32, N*D)
+	x = make([]float32, N*D)
 	maxPos := 0
 	for r, toks := range st.Tokens {
 		for j, id := range toks {
 			if id < 0 || id >= V {
-				return nil, fmt.Errorf("forward: token id %d at sequence %d position %d is outside the vocabulary (%d)", id, r, j, V)
+				return nil, nil, fmt.Errorf("forward: token id %d at sequence %d position %d is outside the vocabulary (%d)", id, r, j, V)
 			}
 			i := start[r] + j
 			pos[i] = st.Caches[r].Len + j
@@ -176,6 +186,18 @@ func (m *Model) Forward(st *Step) ([]float32, error) {
 	for r, cache := range st.Caches {
 		cache.Len += len(st.Tokens[r])
 	}
+	return x, start, nil
+}
+
+// head applies the final norm and lm_head to every row or to each sequence's
+// last row.
+func (m *Model) head(st *Step, x []float32, start []int) ([]float32, error) {
+	c := m.Config
+	D, V := c.HiddenSize, c.VocabSize
+	N := len(x) / D
+	eps := float32(c.RMSNormEps)
+	acts := st.Acts
+	xn := make([]float32, N*D)
 	// Final norm and lm_head, on every row or on each sequence's last row.
 	rows := N
 	if !st.AllLogits {

@@ -1,0 +1,101 @@
+package llama
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/lorakit/lorakit/lora"
+	"github.com/lorakit/lorakit/nn"
+)
+
+// Linear implements lora.Shape: the [out, in] of a projection by HF module
+// name ("model.layers.3.self_attn.q_proj").
+func (m *Model) Linear(module string) (out, in int, ok bool) {
+	l := m.linearByName(module)
+	if l == nil {
+		return 0, 0, false
+	}
+	return l.Out, l.In, true
+}
+
+// LinearModules lists the module names of every projection, layer by layer.
+func (m *Model) LinearModules() []string {
+	var names []string
+	for i, l := range m.Layers {
+		for _, p := range l.Projections() {
+			names = append(names, fmt.Sprintf("model.layers.%d.%s", i, p.Name))
+		}
+	}
+	return names
+}
+
+func (m *Model) linearByName(module string) *nn.Linear {
+	rest, ok := strings.CutPrefix(module, "model.layers.")
+	if !ok {
+		return nil
+	}
+	idx, name, ok := strings.Cut(rest, ".")
+	if !ok {
+		return nil
+	}
+	i := 0
+	for _, ch := range idx {
+		if ch < '0' || ch > '9' {
+			return nil
+		}
+		i = i*10 + int(ch-'0')
+		if i > len(m.Layers) {
+			return nil
+		}
+	}
+	if idx == "" || i >= len(m.Layers) {
+		return nil
+	}
+	for _, p := range m.Layers[i].Projections() {
+		if p.Name == name {
+			return p.Linear
+		}
+	}
+	return nil
+}
+
+// Attach applies an adapter unmerged: every adapted projection computes
+// W·x + s·B·A·x. It replaces any adapter attached before. The adapter is
+// checked against the model first; on error nothing changes.
+func (m *Model) Attach(a *lora.Adapter) error {
+	if err := a.Check(m); err != nil {
+		return err
+	}
+	m.Detach()
+	for name, mod := range a.Modules {
+		m.linearByName(name).LoRA = mod
+	}
+	return nil
+}
+
+// Detach removes the attached adapter, back to the base model.
+func (m *Model) Detach() {
+	for _, l := range m.Layers {
+		for _, p := range l.Projections() {
+			p.Linear.LoRA = nil
+			p.Linear.Dropout = 0
+		}
+	}
+}
+
+// Merge folds an adapter into the weights (W += s·B·A); Unmerge takes it out
+// again. The adapter is checked against the model first.
+func (m *Model) Merge(a *lora.Adapter) error { return m.delta(a, 1) }
+
+// Unmerge subtracts a previously merged adapter.
+func (m *Model) Unmerge(a *lora.Adapter) error { return m.delta(a, -1) }
+
+func (m *Model) delta(a *lora.Adapter, sign float32) error {
+	if err := a.Check(m); err != nil {
+		return err
+	}
+	for name, mod := range a.Modules {
+		mod.Delta(m.linearByName(name).W, sign)
+	}
+	return nil
+}
