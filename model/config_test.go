@@ -183,3 +183,15 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestNamedShapes(t *testing.T) {
+	for _, n := range ShapeNames() {
+		if _, err := NamedShape(n); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+	c, _ := NamedShape("smollm2-135m")
+	if c.HiddenSize != 576 || c.NumLayers != 30 || c.HeadDim != 64 || !c.TieEmbeddings {
+		t.Fatalf("%+v", c)
+	}
+}

@@ -48,7 +48,7 @@ func NumElements(shape []int) (int, error) {
 		if s < 0 {
 			return 0, fmt.Errorf("negative dimension %d in shape %v", s, shape)
 		}
-		if s != 0 && n > math.MaxInt64/s {
+		if s != 0 && n > math.MaxInt/s {
 			return 0, fmt.Errorf("shape %v overflows", shape)
 		}
 		n *= s

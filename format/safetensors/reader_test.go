@@ -6,12 +6,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/lorakit/lorakit/internal/testutil"
 )
 
-const (
-	tinyBrown    = "../../models/tiny-brown/model.safetensors"
-	microInputs  = "../../testdata/oracle/micro/inputs.safetensors"
-	tinyExpected = "../../testdata/oracle/tiny-brown/expected.safetensors"
+var (
+	tinyBrown    = testutil.Path("models", "tiny-brown", "model.safetensors")
+	microInputs  = testutil.Path("testdata", "oracle", "micro", "inputs.safetensors")
+	tinyExpected = testutil.Path("testdata", "oracle", "tiny-brown", "expected.safetensors")
 )
 
 func TestOpenTinyBrown(t *testing.T) {

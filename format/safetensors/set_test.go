@@ -251,7 +251,7 @@ func TestOpenDirSingleWinsAndMissing(t *testing.T) {
 		t.Errorf("%d tensors, want the single file's 1", s.Len())
 	}
 	// The real model folder.
-	s2, err := OpenDir("../../models/tiny-brown")
+	s2, err := OpenDir(filepath.Dir(tinyBrown))
 	if err != nil {
 		t.Fatal(err)
 	}
