@@ -58,3 +58,25 @@ func LogSumExp(x []float32) float64 {
 	}
 	return m + math.Log(sum)
 }
+
+// SwiGLUBackward takes d(out) for out = silu(gate)·up and writes dgate and dup:
+// dup = dout·silu(gate), dgate = dout·up·σ(gate)·(1 + gate·(1 − σ(gate))).
+func SwiGLUBackward(dgate, dup, dout, gate, up []float32) {
+	up, dgate, dup = up[:len(gate)], dgate[:len(gate)], dup[:len(gate)]
+	dout = dout[:len(gate)]
+	for i, z := range gate {
+		sig := 1 / (1 + float32(math.Exp(float64(-z))))
+		dup[i] = dout[i] * z * sig
+		dgate[i] = dout[i] * up[i] * sig * (1 + z*(1-sig))
+	}
+}
+
+// SoftmaxCrossEntropyBackward turns a row of logits into its gradient in
+// place: (softmax(x) − onehot(target))·scale.
+func SoftmaxCrossEntropyBackward(x []float32, target int, scale float32) {
+	Softmax(x)
+	for i := range x {
+		x[i] *= scale
+	}
+	x[target] -= scale
+}

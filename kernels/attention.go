@@ -12,6 +12,10 @@ type AttentionShape struct {
 	Window         int
 }
 
+// attentionGEMMRows is the query count from which Attention works head by
+// head with matrix products instead of one dot product per key.
+const attentionGEMMRows = 8
+
 // Attention computes softmax(q·kᵀ/√d + causal mask)·v per head.
 // q, out: [nq, heads·d]; k, v: [nk, kvHeads·d] with nk ≥ pos0+nq (the KV
 // store holds every earlier position). Query head h reads kv head
@@ -19,6 +23,16 @@ type AttentionShape struct {
 // When probs is not nil it receives the attention weights, laid out
 // [heads, nq, pos0+nq] (masked entries zero) for the backward pass.
 func Attention(out, q, k, v []float32, s AttentionShape, probs []float32) {
+	if s.NQ >= attentionGEMMRows {
+		attentionGEMM(out, q, k, v, s, probs)
+		return
+	}
+	AttentionRef(out, q, k, v, s, probs)
+}
+
+// AttentionRef is the reference: one dot product per (query, key) pair,
+// parallel over heads and queries. It is also the decode path (NQ small).
+func AttentionRef(out, q, k, v []float32, s AttentionShape, probs []float32) {
 	d := s.HeadDim
 	rep := s.Heads / s.KVHeads
 	nk := s.Pos0 + s.NQ
@@ -55,6 +69,62 @@ func Attention(out, q, k, v []float32, s AttentionShape, probs []float32) {
 				copy(row, sc)
 				for t := p + 1; t < nk; t++ {
 					row[t] = 0
+				}
+			}
+		}
+	})
+}
+
+// AttentionBackward is the backward of Attention for one sequence with no
+// cached prefix (training: Pos0 = 0, nk = nq). Given dout [nq, heads·d] and the
+// forward's probs [heads, nq, nq], it writes dq [nq, heads·d] and adds into
+// dk, dv [nq, kvHeads·d]:
+//
+//	dP = dout·vᵀ;  dv += Pᵀ·dout;  dS = P ⊙ (dP − rowsum(P ⊙ dP));
+//	dq = scale·dS·k;  dk += scale·dSᵀ·q
+//
+// Work is split by kv head, so heads sharing a kv head never race.
+func AttentionBackward(dq, dk, dv, dout, q, k, v, probs []float32, s AttentionShape) {
+	if s.NQ >= attentionGEMMRows {
+		attentionBackwardGEMM(dq, dk, dv, dout, q, k, v, probs, s)
+		return
+	}
+	AttentionBackwardRef(dq, dk, dv, dout, q, k, v, probs, s)
+}
+
+// AttentionBackwardRef is the reference backward, one key at a time.
+func AttentionBackwardRef(dq, dk, dv, dout, q, k, v, probs []float32, s AttentionShape) {
+	d := s.HeadDim
+	n := s.NQ
+	rep := s.Heads / s.KVHeads
+	qw, kw := s.Heads*d, s.KVHeads*d
+	scale := float32(1 / math.Sqrt(float64(d)))
+	Parallel(s.KVHeads, 1, func(lo, hi int) {
+		dp := make([]float32, n)
+		for g := lo; g < hi; g++ {
+			for h := g * rep; h < (g+1)*rep; h++ {
+				for i := 0; i < n; i++ {
+					P := probs[(h*n+i)*n : (h*n+i)*n+i+1]
+					do := dout[i*qw+h*d : i*qw+h*d+d]
+					var sum float32
+					for t := range P {
+						dp[t] = Dot(do, v[t*kw+g*d:t*kw+g*d+d])
+						sum += P[t] * dp[t]
+					}
+					dqi := dq[i*qw+h*d : i*qw+h*d+d]
+					for j := range dqi {
+						dqi[j] = 0
+					}
+					qi := q[i*qw+h*d : i*qw+h*d+d]
+					for t, p := range P {
+						if p == 0 {
+							continue
+						}
+						Axpy(p, do, dv[t*kw+g*d:t*kw+g*d+d])
+						ds := p * (dp[t] - sum) * scale
+						Axpy(ds, k[t*kw+g*d:t*kw+g*d+d], dqi)
+						Axpy(ds, qi, dk[t*kw+g*d:t*kw+g*d+d])
+					}
 				}
 			}
 		}

@@ -26,3 +26,22 @@ func RMSNorm(dst, rstd, x, g []float32, rows, d int, eps float32) {
 		}
 	}
 }
+
+// RMSNormBackward adds to dx the gradient through y = g ⊙ x·s with
+// s = 1/sqrt(mean(x²)+eps) (rstd from the forward); g is frozen:
+//
+//	dx += s·(g⊙dy) − x · s³/d · Σ(g⊙dy⊙x)
+func RMSNormBackward(dx, dy, x, g, rstd []float32, rows, d int) {
+	for r := 0; r < rows; r++ {
+		xr, dyr, dxr := x[r*d:r*d+d], dy[r*d:r*d+d], dx[r*d:r*d+d]
+		s := rstd[r]
+		var dot float64
+		for i, v := range xr {
+			dot += float64(g[i]) * float64(dyr[i]) * float64(v)
+		}
+		c := float32(dot) * s * s * s / float32(d)
+		for i, v := range xr {
+			dxr[i] += s*g[i]*dyr[i] - c*v
+		}
+	}
+}

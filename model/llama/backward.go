@@ -40,7 +40,7 @@ func (m *Model) LossAndGrad(tokens, targets [][]int, norm float64) (sum float64,
 			return 0, 0, fmt.Errorf("loss: target %d at row %d is outside the vocabulary (%d)", t, i, V)
 		}
 	}
-	acts := &Activations{}
+	acts := &m.acts
 	st := &Step{Caches: caches, Tokens: tokens, Acts: acts}
 	x, start, err := m.forwardLayers(st)
 	if err != nil {
@@ -98,20 +98,23 @@ func (m *Model) layerBackward(li int, dx []float32, acts *Activations, st *Step,
 	N := len(dx) / D
 
 	// MLP block: out = h + down(silu(gate(n))·up(n)), n = post_attention_layernorm(h).
-	dg := make([]float32, N*F)
+	bs := &m.bscratch
+	dg := grow(&bs.dg, N*F)
 	l.Down.Backward(dg, dx, a.GatedProd, N, false)
-	dgate, dup := make([]float32, N*F), make([]float32, N*F)
+	dgate, dup := grow(&bs.dgate, N*F), grow(&bs.dup, N*F)
 	kernels.SwiGLUBackward(dgate, dup, dg, a.Gate, a.Up)
-	dxn := make([]float32, N*D)
+	dxn := grow(&bs.dxn, N*D)
 	l.Gate.Backward(dxn, dgate, a.XNorm2, N, false)
 	l.Up.Backward(dxn, dup, a.XNorm2, N, true)
 	kernels.RMSNormBackward(dx, dxn, a.H, l.MLPNorm, a.Rstd2, N, D) // dx is now d(h)
 
 	// Attention block: h = x + o_proj(attn(q, k, v)).
-	datt := make([]float32, N*Hq)
+	datt := grow(&bs.datt, N*Hq)
 	l.O.Backward(datt, dx, a.AttnOut, N, false)
-	dq := make([]float32, N*Hq)
-	dk, dv := make([]float32, N*Hkv), make([]float32, N*Hkv)
+	dq := grow(&bs.dq, N*Hq)
+	dk, dv := grow(&bs.dk, N*Hkv), grow(&bs.dv, N*Hkv)
+	clear(dk)
+	clear(dv)
 	for r, cache := range st.Caches {
 		n := start[r+1] - start[r]
 		kv := cache.Layers[li]
@@ -122,7 +125,9 @@ func (m *Model) layerBackward(li int, dx []float32, acts *Activations, st *Step,
 	kernels.RopeBackward(dq, acts.Pos, c.NumHeads, c.HeadDim, m.rope)
 	kernels.RopeBackward(dk, acts.Pos, c.NumKVHeads, c.HeadDim, m.rope)
 	if c.QKNorm {
-		dqp, dkp := make([]float32, N*Hq), make([]float32, N*Hkv)
+		dqp, dkp := grow(&bs.dqp, N*Hq), grow(&bs.dkp, N*Hkv)
+		clear(dqp)
+		clear(dkp)
 		kernels.RMSNormBackward(dqp, dq, a.QPre, l.QNorm, a.QRstd, N*c.NumHeads, c.HeadDim)
 		kernels.RMSNormBackward(dkp, dk, a.KPre, l.KNorm, a.KRstd, N*c.NumKVHeads, c.HeadDim)
 		dq, dk = dqp, dkp
@@ -137,4 +142,10 @@ func (m *Model) layerBackward(li int, dx []float32, acts *Activations, st *Step,
 	l.K.Backward(dxn, dk, a.XNorm1, N, true)
 	l.V.Backward(dxn, dv, a.XNorm1, N, true)
 	kernels.RMSNormBackward(dx, dxn, a.X, l.AttnNorm, a.Rstd1, N, D) // dx is now d(layer input)
+}
+
+// backwardScratch holds LossAndGrad's per-layer gradient buffers, reused
+// across layers and steps.
+type backwardScratch struct {
+	dg, dgate, dup, dxn, datt, dq, dk, dv, dqp, dkp []float32
 }

@@ -100,53 +100,47 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 		m.rope.Grow(m.invFreq, maxPos)
 	}
 	acts := st.Acts
-	if acts != nil {
+	saving := acts != nil
+	if saving {
 		acts.Pos = pos
-		acts.Layers = make([]LayerActs, len(m.Layers))
+		if len(acts.Layers) != len(m.Layers) {
+			acts.Layers = make([]LayerActs, len(m.Layers))
+		}
 	}
 	eps := float32(c.RMSNormEps)
-	xn := make([]float32, N*D)
-	q := make([]float32, N*Hq)
-	kv := make([]float32, 2*N*Hkv)
-	att := make([]float32, N*Hq)
-	gate := make([]float32, N*F)
-	up := make([]float32, N*F)
-	tmp := make([]float32, N*D)
+	sc := &m.scratch
+	kv := grow(&sc.kv, 2*N*Hkv)
+	tmp := grow(&sc.tmp, N*D)
 	for li, l := range m.Layers {
-		var a *LayerActs
-		if acts != nil {
+		// Every intermediate is computed straight into its activation buffer;
+		// without a backward pass to come, one set of buffers serves all layers.
+		a := &sc.layer
+		if saving {
 			a = &acts.Layers[li]
-			a.X = clone(x)
+			keep(&a.X, x)
 		}
 		// Attention block: h = x + o_proj(attn(input_layernorm(x))).
-		var rstd1 []float32
-		if a != nil {
-			rstd1 = make([]float32, N)
-		}
-		kernels.RMSNorm(xn, rstd1, x, l.AttnNorm, N, D, eps)
+		xn := grow(&a.XNorm1, N*D)
+		kernels.RMSNorm(xn, grow(&a.Rstd1, N), x, l.AttnNorm, N, D, eps)
+		q := grow(&a.Q, N*Hq)
 		k, v := kv[:N*Hkv], kv[N*Hkv:]
 		l.Q.Forward(q, xn, N)
 		l.K.Forward(k, xn, N)
 		l.V.Forward(v, xn, N)
-		if a != nil {
-			a.XNorm1, a.Rstd1 = clone(xn), rstd1
-		}
 		if c.QKNorm { // Qwen3: RMSNorm over each head, before RoPE
-			var qr, kr []float32
-			if a != nil {
-				a.QPre, a.KPre = clone(q), clone(k)
-				qr, kr = make([]float32, N*c.NumHeads), make([]float32, N*c.NumKVHeads)
-				a.QRstd, a.KRstd = qr, kr
+			if saving {
+				keep(&a.QPre, q)
+				keep(&a.KPre, k)
 			}
-			kernels.RMSNorm(q, qr, q, l.QNorm, N*c.NumHeads, c.HeadDim, eps)
-			kernels.RMSNorm(k, kr, k, l.KNorm, N*c.NumKVHeads, c.HeadDim, eps)
+			kernels.RMSNorm(q, grow(&a.QRstd, N*c.NumHeads), q, l.QNorm, N*c.NumHeads, c.HeadDim, eps)
+			kernels.RMSNorm(k, grow(&a.KRstd, N*c.NumKVHeads), k, l.KNorm, N*c.NumKVHeads, c.HeadDim, eps)
 		}
 		kernels.RopeForward(q, pos, c.NumHeads, c.HeadDim, m.rope)
 		kernels.RopeForward(k, pos, c.NumKVHeads, c.HeadDim, m.rope)
-		if a != nil {
-			a.Q = clone(q)
+		if saving && len(a.Probs) != len(st.Tokens) {
 			a.Probs = make([][]float32, len(st.Tokens))
 		}
+		att := grow(&a.AttnOut, N*Hq)
 		for r, cache := range st.Caches {
 			lkv := cache.Layers[li]
 			n := len(st.Tokens[r])
@@ -154,33 +148,25 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 			copy(lkv.V[cache.Len*Hkv:], v[start[r]*Hkv:start[r+1]*Hkv])
 			shape := kernels.AttentionShape{NQ: n, Pos0: cache.Len, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim, Window: c.SlidingWindow}
 			var probs []float32
-			if a != nil {
-				probs = make([]float32, c.NumHeads*n*(cache.Len+n))
-				a.Probs[r] = probs
+			if saving {
+				probs = grow(&a.Probs[r], c.NumHeads*n*(cache.Len+n))
 			}
 			kernels.Attention(att[start[r]*Hq:start[r+1]*Hq], q[start[r]*Hq:start[r+1]*Hq], lkv.K, lkv.V, shape, probs)
 		}
 		l.O.Forward(tmp, att, N)
 		kernels.Axpy(1, tmp, x)
-		if a != nil {
-			a.AttnOut, a.H = clone(att), clone(x)
+		if saving {
+			keep(&a.H, x)
 		}
 		// MLP block: x = h + down(silu(gate(n)) · up(n)), n = post_attention_layernorm(h).
-		var rstd2 []float32
-		if a != nil {
-			rstd2 = make([]float32, N)
-		}
-		kernels.RMSNorm(xn, rstd2, x, l.MLPNorm, N, D, eps)
+		xn = grow(&a.XNorm2, N*D)
+		kernels.RMSNorm(xn, grow(&a.Rstd2, N), x, l.MLPNorm, N, D, eps)
+		gate, up := grow(&a.Gate, N*F), grow(&a.Up, N*F)
 		l.Gate.Forward(gate, xn, N)
 		l.Up.Forward(up, xn, N)
-		if a != nil {
-			a.XNorm2, a.Rstd2, a.Gate, a.Up = clone(xn), rstd2, clone(gate), clone(up)
-		}
-		kernels.SwiGLU(gate, gate, up)
-		if a != nil {
-			a.GatedProd = clone(gate)
-		}
-		l.Down.Forward(tmp, gate, N)
+		prod := grow(&a.GatedProd, N*F)
+		kernels.SwiGLU(prod, gate, up)
+		l.Down.Forward(tmp, prod, N)
 		kernels.Axpy(1, tmp, x)
 	}
 	for r, cache := range st.Caches {
@@ -226,3 +212,24 @@ func (m *Model) head(st *Step, x []float32, start []int) ([]float32, error) {
 }
 
 func clone(x []float32) []float32 { return append([]float32(nil), x...) }
+
+// grow returns *p resized to n, reusing its memory when it is large enough:
+// buffers live across calls so a training step does not fault in fresh pages.
+// The contents are not cleared.
+func grow(p *[]float32, n int) []float32 {
+	if cap(*p) < n {
+		*p = make([]float32, n)
+	}
+	*p = (*p)[:n]
+	return *p
+}
+
+// keep copies src into the reusable buffer *dst.
+func keep(dst *[]float32, src []float32) { copy(grow(dst, len(src)), src) }
+
+// scratch holds a model's temporary buffers. A Model is not safe for
+// concurrent Forward calls; the engine serialises them.
+type scratch struct {
+	kv, tmp []float32
+	layer   LayerActs // every layer's intermediates when nothing is saved
+}

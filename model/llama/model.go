@@ -20,8 +20,11 @@ type Model struct {
 	Norm   []float32  // [hidden], the final RMSNorm gain
 	LMHead *nn.Linear // [vocab, hidden]; W aliases Embed when embeddings are tied
 
-	invFreq []float32
-	rope    *kernels.RopeTable
+	invFreq  []float32
+	rope     *kernels.RopeTable
+	scratch  scratch
+	acts     Activations // reused by LossAndGrad
+	bscratch backwardScratch
 }
 
 // Layer is one decoder block: pre-norm attention then pre-norm SwiGLU MLP.
