@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/lorakit/lorakit/format/safetensors"
 	"github.com/lorakit/lorakit/tensor"
@@ -27,6 +28,9 @@ type Module struct {
 type Adapter struct {
 	Config  Config
 	Modules map[string]*Module
+
+	layeredOnce sync.Once
+	layered     [][]*Module
 }
 
 // Names lists module names in a fixed (sorted) order.
@@ -271,3 +275,32 @@ func (m *Module) Delta(w []float32, sign float32) {
 		}
 	}
 }
+
+// Layered returns the adapter's modules as [layer][projection], projections in
+// the order of Projections (q, k, v, o, gate, up, down), nil where a layer's
+// projection is not adapted. It is built once and cached: the serving path
+// looks modules up per layer without string keys.
+func (a *Adapter) Layered(layers int) [][]*Module {
+	a.layeredOnce.Do(func() {
+		a.layered = make([][]*Module, layers)
+		for i := range a.layered {
+			a.layered[i] = make([]*Module, len(Projections))
+		}
+		for name, m := range a.Modules {
+			li, ok := LayerIndex(name)
+			if !ok || li >= layers {
+				continue
+			}
+			short := name[strings.LastIndexByte(name, '.')+1:]
+			for pi, p := range Projections {
+				if p == short {
+					a.layered[li][pi] = m
+				}
+			}
+		}
+	})
+	return a.layered
+}
+
+// Bytes is the memory the adapter's matrices take.
+func (a *Adapter) Bytes() int { return 4 * a.Params() }

@@ -128,3 +128,32 @@ func (l *Linear) Backward(dx, dy, x []float32, rows int, accumulate bool) {
 
 // Params is the number of scalars in W and B.
 func (l *Linear) Params() int { return len(l.W) + len(l.B) }
+
+// Segment applies one LoRA module to rows [Lo, Hi) of a batch.
+type Segment struct {
+	Lo, Hi int
+	M      *lora.Module
+}
+
+// ForwardSegments is the serving forward for a batch that mixes adapters: one
+// product with the frozen W for every row, then each segment's low-rank term
+// on its own rows (the SGMV idea of Punica/S-LoRA: the base cost is paid once
+// for the whole batch, the adapters add only rank-r work). Rows outside every
+// segment get the base layer alone. l.LoRA is ignored.
+func (l *Linear) ForwardSegments(y, x []float32, rows int, segs []Segment) {
+	kernels.MatMulT(y, x, l.W, rows, l.Out, l.In, false)
+	if l.B != nil {
+		for r := 0; r < rows; r++ {
+			kernels.Axpy(1, l.B, y[r*l.Out:(r+1)*l.Out])
+		}
+	}
+	for _, s := range segs {
+		m, n := s.M, s.Hi-s.Lo
+		u := make([]float32, n*m.R)
+		kernels.MatMulT(u, x[s.Lo*l.In:s.Hi*l.In], m.A, n, m.R, l.In, false)
+		for i := range u {
+			u[i] *= m.Scale
+		}
+		kernels.MatMulT(y[s.Lo*l.Out:s.Hi*l.Out], u, m.B, n, l.Out, m.R, true)
+	}
+}

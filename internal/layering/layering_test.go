@@ -33,6 +33,12 @@ var layer = map[string]int{
 	"model/llama":        5,
 	"eval":               6,
 	"engine":             6,
+	"server":             7,
+	"server/openai":      0,
+	"chat":               1,
+	"train/sched":        0,
+	"train/ckpt":         4,
+	"train":              6,
 	"cmd/lorakit":        9,
 }
 

@@ -5,6 +5,8 @@ import (
 
 	"github.com/lorakit/lorakit/kernels"
 	"github.com/lorakit/lorakit/kvcache"
+	"github.com/lorakit/lorakit/lora"
+	"github.com/lorakit/lorakit/nn"
 )
 
 // Legend: N = new tokens across the batch, D = hidden, F = intermediate,
@@ -25,6 +27,35 @@ type Step struct {
 	AllLogits bool
 	// Acts, when not nil, receives what a backward pass needs.
 	Acts *Activations
+	// Adapters, when not nil, gives each sequence its own LoRA adapter (nil:
+	// the base model), applied unmerged in one batched pass; it overrides any
+	// attached adapter. Sequences sharing an adapter should be adjacent.
+	Adapters []*lora.Adapter
+}
+
+// linear runs projection pi of layer li: with per-sequence adapters as
+// segments, otherwise with whatever adapter is attached.
+func (m *Model) linear(st *Step, start []int, li, pi int, l *nn.Linear, y, x []float32, rows int) {
+	if st.Adapters == nil {
+		l.Forward(y, x, rows)
+		return
+	}
+	var segs []nn.Segment
+	for r, a := range st.Adapters {
+		if a == nil || start[r+1] == start[r] {
+			continue
+		}
+		mod := a.Layered(len(m.Layers))[li][pi]
+		if mod == nil {
+			continue
+		}
+		if n := len(segs); n > 0 && segs[n-1].M == mod && segs[n-1].Hi == start[r] {
+			segs[n-1].Hi = start[r+1]
+			continue
+		}
+		segs = append(segs, nn.Segment{Lo: start[r], Hi: start[r+1], M: mod})
+	}
+	l.ForwardSegments(y, x, rows, segs)
 }
 
 // Activations are the tensors a forward pass keeps for the backward pass,
@@ -75,6 +106,9 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 	if len(st.Caches) != len(st.Tokens) {
 		return nil, nil, fmt.Errorf("forward: %d caches for %d token lists", len(st.Caches), len(st.Tokens))
 	}
+	if st.Adapters != nil && len(st.Adapters) != len(st.Tokens) {
+		return nil, nil, fmt.Errorf("forward: %d adapters for %d sequences", len(st.Adapters), len(st.Tokens))
+	}
 	// Rows of the batch: sequence r's new tokens occupy rows start[r]..start[r+1].
 	start = make([]int, len(st.Tokens)+1)
 	for r, toks := range st.Tokens {
@@ -124,9 +158,9 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 		kernels.RMSNorm(xn, grow(&a.Rstd1, N), x, l.AttnNorm, N, D, eps)
 		q := grow(&a.Q, N*Hq)
 		k, v := kv[:N*Hkv], kv[N*Hkv:]
-		l.Q.Forward(q, xn, N)
-		l.K.Forward(k, xn, N)
-		l.V.Forward(v, xn, N)
+		m.linear(st, start, li, 0, l.Q, q, xn, N)
+		m.linear(st, start, li, 1, l.K, k, xn, N)
+		m.linear(st, start, li, 2, l.V, v, xn, N)
 		if c.QKNorm { // Qwen3: RMSNorm over each head, before RoPE
 			if saving {
 				keep(&a.QPre, q)
@@ -153,7 +187,7 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 			}
 			kernels.Attention(att[start[r]*Hq:start[r+1]*Hq], q[start[r]*Hq:start[r+1]*Hq], lkv.K, lkv.V, shape, probs)
 		}
-		l.O.Forward(tmp, att, N)
+		m.linear(st, start, li, 3, l.O, tmp, att, N)
 		kernels.Axpy(1, tmp, x)
 		if saving {
 			keep(&a.H, x)
@@ -162,11 +196,11 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 		xn = grow(&a.XNorm2, N*D)
 		kernels.RMSNorm(xn, grow(&a.Rstd2, N), x, l.MLPNorm, N, D, eps)
 		gate, up := grow(&a.Gate, N*F), grow(&a.Up, N*F)
-		l.Gate.Forward(gate, xn, N)
-		l.Up.Forward(up, xn, N)
+		m.linear(st, start, li, 4, l.Gate, gate, xn, N)
+		m.linear(st, start, li, 5, l.Up, up, xn, N)
 		prod := grow(&a.GatedProd, N*F)
 		kernels.SwiGLU(prod, gate, up)
-		l.Down.Forward(tmp, prod, N)
+		m.linear(st, start, li, 6, l.Down, tmp, prod, N)
 		kernels.Axpy(1, tmp, x)
 	}
 	for r, cache := range st.Caches {
