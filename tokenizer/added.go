@@ -66,8 +66,8 @@ func (m *tokenMatcher) add(pattern string, t *addedToken) {
 
 func (m *tokenMatcher) empty() bool { return m == nil || len(m.tokens) == 0 }
 
-// longestAt returns the longest token starting at s[i:] and its end.
-func (m *tokenMatcher) longestAt(s string, i int) (*addedToken, int) {
+// longestMatch returns the longest token of m starting at s[i:] and its end.
+func longestMatch[S string | []byte](m *tokenMatcher, s S, i int) (*addedToken, int) {
 	n := int32(0)
 	var best *addedToken
 	end := -1
@@ -98,7 +98,7 @@ func (m *tokenMatcher) split(s string, dst []segment) []segment {
 			i++
 			continue
 		}
-		t, end := m.longestAt(s, i)
+		t, end := longestMatch(m, s, i)
 		if t == nil {
 			i++
 			continue

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"sync"
 	"unicode/utf8"
 )
 
@@ -23,7 +22,7 @@ type model interface {
 type bpeModel struct {
 	vocabMap map[string]int
 	// merges maps (left id << 32 | right id) to (rank << 32 | merged id).
-	merges       map[uint64]uint64
+	merges       *mergeTable
 	unkID        int // -1 when there is no unk token (unknown characters are dropped)
 	fuseUnk      bool
 	byteFallback bool
@@ -36,59 +35,70 @@ type bpeModel struct {
 	// byteID[b] is the id of "<0xXX>" (byte fallback), or -1.
 	byteID [256]int32
 	cache  wordCache
+	// splitMeta: a long word may be cut before each "▁" that follows another
+	// character, because no merge can cross that point (see canSplitAtMeta).
+	splitMeta bool
 }
+
+const metaSymbol = "\u2581" // ▁, SentencePiece's escaped space
 
 const noMerge = math.MaxInt32
 
-type bpeJSON struct {
-	Type                    string            `json:"type"`
-	Dropout                 *float64          `json:"dropout"`
-	UnkToken                *string           `json:"unk_token"`
-	ContinuingSubwordPrefix *string           `json:"continuing_subword_prefix"`
-	EndOfWordSuffix         *string           `json:"end_of_word_suffix"`
-	FuseUnk                 bool              `json:"fuse_unk"`
-	ByteFallback            bool              `json:"byte_fallback"`
-	IgnoreMerges            bool              `json:"ignore_merges"`
-	Vocab                   map[string]int    `json:"vocab"`
-	Merges                  []json.RawMessage `json:"merges"`
+// modelJSON is tokenizer.json's "model". Vocab and merges stay raw until the
+// type is known (they are decoded by the fast scanners in jsonfast.go).
+type modelJSON struct {
+	Type                    string          `json:"type"`
+	Dropout                 *float64        `json:"dropout"` // ignored: inference never drops merges
+	UnkToken                *string         `json:"unk_token"`
+	ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
+	EndOfWordSuffix         *string         `json:"end_of_word_suffix"`
+	FuseUnk                 bool            `json:"fuse_unk"`
+	ByteFallback            bool            `json:"byte_fallback"`
+	IgnoreMerges            bool            `json:"ignore_merges"`
+	Vocab                   json.RawMessage `json:"vocab"`
+	Merges                  json.RawMessage `json:"merges"`
 }
 
-func parseModel(raw json.RawMessage) (model, error) {
-	if isNull(raw) {
-		return nil, errors.New("model is missing")
-	}
-	var v bpeJSON
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, err
+func parseModel(v *modelJSON) (model, error) {
+	if v == nil {
+		return nil, errors.New("model: missing")
 	}
 	switch v.Type {
 	case "BPE":
 	case "":
 		// Old files omit the type; HF then tries the models in turn, and a
 		// merges list means BPE.
-		if v.Merges == nil {
-			return nil, errors.New("model without a type (only BPE is supported)")
+		if isNull(v.Merges) {
+			return nil, errors.New("model: no type (only BPE is supported)")
 		}
 	default:
-		return nil, fmt.Errorf("unsupported model type %q (only BPE is supported)", v.Type)
+		return nil, fmt.Errorf("model: unsupported model type %q (only BPE is supported)", v.Type)
 	}
-	return newBPE(&v)
+	var vocab vocabJSON
+	if err := vocab.UnmarshalJSON(v.Vocab); err != nil {
+		return nil, err
+	}
+	var merges mergesJSON
+	if err := merges.UnmarshalJSON(v.Merges); err != nil {
+		return nil, err
+	}
+	return newBPE(v, vocab, merges)
 }
 
-func newBPE(v *bpeJSON) (*bpeModel, error) {
-	if v.Vocab == nil {
-		return nil, errors.New("model.vocab is missing")
+func newBPE(v *modelJSON, vocab map[string]int, merges [][2]string) (*bpeModel, error) {
+	if vocab == nil {
+		return nil, errors.New("model.vocab: missing")
 	}
 	m := &bpeModel{
-		vocabMap:     v.Vocab,
-		merges:       make(map[uint64]uint64, len(v.Merges)),
+		vocabMap:     vocab,
+		merges:       newMergeTable(len(merges)),
 		unkID:        -1,
 		fuseUnk:      v.FuseUnk,
 		byteFallback: v.ByteFallback,
 		ignoreMerges: v.IgnoreMerges,
 	}
-	for tok, id := range v.Vocab {
-		if id < 0 || id > math.MaxInt32-1 {
+	for tok, id := range vocab {
+		if id < 0 || id >= maxID {
 			return nil, fmt.Errorf("model.vocab[%q]: id %d out of range", tok, id)
 		}
 	}
@@ -101,84 +111,83 @@ func newBPE(v *bpeJSON) (*bpeModel, error) {
 	if v.UnkToken != nil {
 		// HF only fails when an unknown character actually shows up; we drop
 		// such characters instead when the unk token is not in the vocab.
-		if id, ok := v.Vocab[*v.UnkToken]; ok {
+		if id, ok := vocab[*v.UnkToken]; ok {
 			m.unkID = id
 		}
 	}
 	for i := range m.charID {
 		m.charID[i] = -1
 	}
-	for tok, id := range v.Vocab {
+	for tok, id := range vocab {
 		if r, n := utf8.DecodeRuneInString(tok); n == len(tok) && r < 0x800 && r != utf8.RuneError {
 			m.charID[r] = int32(id)
 		}
 	}
 	for b := range m.byteID {
 		m.byteID[b] = -1
-		if id, ok := v.Vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
+		if id, ok := vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
 			m.byteID[b] = int32(id)
 		}
 	}
-	for i, raw := range v.Merges {
-		a, b, err := parseMerge(raw)
-		if err != nil {
-			return nil, fmt.Errorf("model.merges[%d]: %w", i, err)
-		}
-		aID, ok := v.Vocab[a]
+	for i, mg := range merges {
+		a, b := mg[0], mg[1]
+		aID, ok := vocab[a]
 		if !ok {
 			return nil, fmt.Errorf("model.merges[%d]: token %q not in vocab", i, a)
 		}
-		bID, ok := v.Vocab[b]
+		bID, ok := vocab[b]
 		if !ok {
 			return nil, fmt.Errorf("model.merges[%d]: token %q not in vocab", i, b)
 		}
 		// With a continuing_subword_prefix the right part loses its prefix
 		// when merged (HF: format!("{a}{}", &b[prefix_len..])).
 		merged := a + strings.TrimPrefix(b, m.prefix)
-		newID, ok := v.Vocab[merged]
+		newID, ok := vocab[merged]
 		if !ok {
 			return nil, fmt.Errorf("model.merges[%d]: merged token %q not in vocab", i, merged)
 		}
 		// A repeated pair keeps its last rank, as HF's HashMap collect does.
-		m.merges[pairKey(int32(aID), int32(bID))] = uint64(i)<<32 | uint64(uint32(newID))
+		m.merges.put(pairKey(int32(aID), int32(bID)), uint64(i)<<32|uint64(uint32(newID)))
 	}
 	m.cache.init(50000)
+	m.splitMeta = canSplitAtMeta(m)
 	return m, nil
 }
 
-// parseMerge accepts both serializations: "a b" and ["a", "b"].
-func parseMerge(raw json.RawMessage) (string, string, error) {
-	if len(raw) > 0 && raw[0] == '"' {
-		var s string
-		// Fast path for the common case without escapes.
-		if len(raw) >= 2 && raw[len(raw)-1] == '"' && !containsByte(raw[1:len(raw)-1], '\\') && utf8.Valid(raw[1:len(raw)-1]) {
-			s = string(raw[1 : len(raw)-1])
-		} else if err := json.Unmarshal(raw, &s); err != nil {
-			return "", "", err
-		}
-		a, b, ok := strings.Cut(s, " ")
-		if !ok || strings.Contains(b, " ") {
-			return "", "", fmt.Errorf("merge %q is not two tokens separated by one space", s)
-		}
-		return a, b, nil
+// canSplitAtMeta reports whether BPE over a whole "▁"-escaped text (Llama 2 /
+// Mistral layouts have no pre-tokenizer, so a paragraph is one word) gives the
+// same ids as BPE over its pieces cut before every "▁" that follows a
+// character other than "▁". Merges only ever produce vocabulary tokens, so if
+// no token contains such an "x▁" no merge can join the two sides; "▁" must be
+// a token itself so that unknown-character runs cannot span the cut either.
+// ignore_merges and subword prefixes/suffixes change the per-word rules, so
+// they rule the shortcut out. Splitting lets the word cache work and avoids a
+// heap over thousands of symbols.
+func canSplitAtMeta(m *bpeModel) bool {
+	if m.ignoreMerges || m.prefix != "" || m.suffix != "" {
+		return false
 	}
-	var pair []string
-	if err := json.Unmarshal(raw, &pair); err != nil {
-		return "", "", err
-	}
-	if len(pair) != 2 {
-		return "", "", fmt.Errorf("merge has %d parts, want 2", len(pair))
-	}
-	return pair[0], pair[1], nil
+	return canSplitAtMetaVocab(m.vocabMap)
 }
 
-func containsByte(b []byte, c byte) bool {
-	for _, x := range b {
-		if x == c {
-			return true
+// canSplitAtMetaVocab is the vocabulary condition of canSplitAtMeta.
+func canSplitAtMetaVocab(vocab map[string]int) bool {
+	if _, ok := vocab[metaSymbol]; !ok {
+		return false
+	}
+	for tok := range vocab {
+		for i := strings.Index(tok, metaSymbol); i >= 0 && i < len(tok); {
+			if i > 0 && !strings.HasSuffix(tok[:i], metaSymbol) {
+				return false
+			}
+			k := strings.Index(tok[i+len(metaSymbol):], metaSymbol)
+			if k < 0 {
+				break
+			}
+			i += len(metaSymbol) + k
 		}
 	}
-	return false
+	return true
 }
 
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
@@ -187,7 +196,7 @@ func (m *bpeModel) vocab() map[string]int { return m.vocabMap }
 
 // lookup returns the rank and result of merging a and b (noMerge if none).
 func (m *bpeModel) lookup(a, b int32) (int32, int32) {
-	v, ok := m.merges[pairKey(a, b)]
+	v, ok := m.merges.get(pairKey(a, b))
 	if !ok {
 		return noMerge, -1
 	}
@@ -207,6 +216,25 @@ func (m *bpeModel) tokenize(st *encState, word []byte, out []int) []int {
 		if id, ok := m.vocabMap[string(word)]; ok {
 			return append(out, id)
 		}
+	}
+	if m.splitMeta && len(word) >= maxCachedWord {
+		start := 0
+		for i := len(metaSymbol); i+len(metaSymbol) <= len(word); i++ {
+			if word[i] == metaSymbol[0] && string(word[i:i+len(metaSymbol)]) == metaSymbol &&
+				string(word[i-len(metaSymbol):i]) != metaSymbol {
+				out = m.tokenizeWord(st, word[start:i], out)
+				start = i
+			}
+		}
+		return m.tokenizeWord(st, word[start:], out)
+	}
+	return m.tokenizeWord(st, word, out)
+}
+
+// tokenizeWord runs BPE on one word, through the cache.
+func (m *bpeModel) tokenizeWord(st *encState, word []byte, out []int) []int {
+	if len(word) == 0 {
+		return out
 	}
 	cacheable := len(word) < maxCachedWord
 	if cacheable {
@@ -358,9 +386,10 @@ func (m *bpeModel) mergeHeap(st *encState, syms []int32) []int32 {
 	h := minHeap(st.heap[:0])
 	for i := 0; i+1 < n; i++ {
 		if r, _ := m.lookup(syms[i], syms[i+1]); r != noMerge {
-			h.push(uint64(r)<<32 | uint64(i))
+			h = append(h, uint64(r)<<32|uint64(i))
 		}
 	}
+	h.heapify()
 	for len(h) > 0 {
 		top := h.pop()
 		rank, pos := int32(top>>32), int32(uint32(top))
@@ -409,78 +438,4 @@ func growInt32(b []int32, n int) []int32 {
 		return make([]int32, n)
 	}
 	return b[:n]
-}
-
-// minHeap is a binary min-heap of packed (priority << 32 | position) keys.
-type minHeap []uint64
-
-func (h *minHeap) push(x uint64) {
-	a := append(*h, x)
-	i := len(a) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if a[p] <= a[i] {
-			break
-		}
-		a[p], a[i] = a[i], a[p]
-		i = p
-	}
-	*h = a
-}
-
-func (h *minHeap) pop() uint64 {
-	a := *h
-	top := a[0]
-	last := len(a) - 1
-	a[0] = a[last]
-	a = a[:last]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= len(a) {
-			break
-		}
-		c := l
-		if r := l + 1; r < len(a) && a[r] < a[l] {
-			c = r
-		}
-		if a[i] <= a[c] {
-			break
-		}
-		a[i], a[c] = a[c], a[i]
-		i = c
-	}
-	*h = a
-	return top
-}
-
-// wordCache memoizes word -> ids. Safe for concurrent use; it is simply
-// cleared when full, which keeps memory bounded and the hot words hot.
-type wordCache struct {
-	mu  sync.RWMutex
-	m   map[string][]int32
-	max int
-}
-
-func (c *wordCache) init(max int) {
-	c.m = make(map[string][]int32)
-	c.max = max
-}
-
-func (c *wordCache) get(word []byte) ([]int32, bool) {
-	c.mu.RLock()
-	ids, ok := c.m[string(word)]
-	c.mu.RUnlock()
-	return ids, ok
-}
-
-func (c *wordCache) put(word []byte, ids []int32) {
-	cp := make([]int32, len(ids))
-	copy(cp, ids)
-	c.mu.Lock()
-	if len(c.m) >= c.max {
-		clear(c.m)
-	}
-	c.m[string(word)] = cp
-	c.mu.Unlock()
 }

@@ -1,6 +1,9 @@
 package tokenizer
 
-import "unicode/utf8"
+import (
+	"slices"
+	"unicode/utf8"
+)
 
 // The byte-level alphabet of GPT-2 style tokenizers.
 //
@@ -39,7 +42,12 @@ func init() {
 
 // appendByteLevel appends the byte-level spelling of s to dst.
 func appendByteLevel(dst []byte, s []byte) []byte {
+	dst = slices.Grow(dst, 2*len(s))
 	for _, b := range s {
+		if b >= '!' && b <= '~' {
+			dst = append(dst, b)
+			continue
+		}
 		dst = append(dst, byteToUTF8[b]...)
 	}
 	return dst

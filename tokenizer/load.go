@@ -12,7 +12,7 @@ import (
 
 // maxID bounds token ids so that a corrupt file cannot make us allocate
 // gigabytes for the id -> token table.
-const maxID = 1 << 24
+const maxID = 1 << 22
 
 // LoadFile loads a tokenizer.json, plus the tokenizer_config.json beside it if present.
 func LoadFile(path string) (*Tokenizer, error) {
@@ -87,7 +87,7 @@ type tokenizerFile struct {
 	AddedTokens   []addedToken    `json:"added_tokens"`
 	Normalizer    json.RawMessage `json:"normalizer"`
 	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
-	Model         json.RawMessage `json:"model"`
+	Model         *modelJSON      `json:"model"`
 	PostProcessor json.RawMessage `json:"post_processor"`
 	Decoder       json.RawMessage `json:"decoder"`
 }
@@ -113,7 +113,7 @@ func parseTokenizerJSON(data []byte, name string) (*Tokenizer, error) {
 	t := &Tokenizer{name: name, bos: -1, eos: -1}
 	var err error
 	if t.model, err = parseModel(f.Model); err != nil {
-		return nil, fmt.Errorf("model: %w", err)
+		return nil, err // the messages name model.vocab, model.merges[i], ...
 	}
 	if t.normalizer, err = parseNormalizer(f.Normalizer); err != nil {
 		return nil, fmt.Errorf("normalizer: %w", err)
@@ -188,6 +188,8 @@ type tokenizerConfig struct {
 	EOS          json.RawMessage `json:"eos_token"`
 	CleanUp      *bool           `json:"clean_up_tokenization_spaces"`
 	ChatTemplate json.RawMessage `json:"chat_template"`
+	AddBOS       *bool           `json:"add_bos_token"`
+	AddEOS       *bool           `json:"add_eos_token"`
 }
 
 func (t *Tokenizer) applyConfig(data []byte) error {
@@ -213,6 +215,16 @@ func (t *Tokenizer) applyConfig(data []byte) error {
 		*x.dst = -1
 		if id, ok := t.TokenToID(tok); ok {
 			*x.dst = id
+		}
+	}
+	if t.fromSPM {
+		// No post-processor: BOS unless add_bos_token is false, EOS if add_eos_token.
+		t.post = postProcessor{}
+		if t.bos >= 0 && (c.AddBOS == nil || *c.AddBOS) {
+			t.post.prefix = []int{t.bos}
+		}
+		if t.eos >= 0 && c.AddEOS != nil && *c.AddEOS {
+			t.post.suffix = []int{t.eos}
 		}
 	}
 	tmpl, err := chatTemplate(c.ChatTemplate)

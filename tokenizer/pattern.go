@@ -2,11 +2,8 @@ package tokenizer
 
 import (
 	"bytes"
-	"fmt"
-	"strings"
+	"unicode"
 	"unicode/utf8"
-
-	"github.com/dlclark/regexp2"
 )
 
 // Pre-tokenization patterns.
@@ -52,15 +49,6 @@ func compileRegex(expr string) (pattern, error) {
 	return compileRegexp2(expr)
 }
 
-// compileRegexp2 compiles expr with the general backtracking engine.
-func compileRegexp2(expr string) (pattern, error) {
-	re, err := regexp2.Compile(translatePossessive(expr), regexp2.None)
-	if err != nil {
-		return nil, fmt.Errorf("regex %q: %w", expr, err)
-	}
-	return &regexp2Pattern{re: re}, nil
-}
-
 // fastPattern matches at a position: it returns the end of the match starting
 // at i, or i when no alternative matches there.
 type fastPattern func(s []byte, i int) int
@@ -85,6 +73,63 @@ func runeAt(s []byte, i int) (rune, int) {
 		return rune(c), 1
 	}
 	return utf8.DecodeRune(s[i:])
+}
+
+// scanLetters, scanNumbers and scanOthers return the end of the run of
+// \p{L}, \p{N} and [^\s\p{L}\p{N}] characters starting at i. They are the hot
+// loops of pre-tokenization, hence the ASCII fast paths.
+func scanLetters(s []byte, i int) int {
+	for i < len(s) {
+		if c := s[i]; c < utf8.RuneSelf {
+			if asciiClass[c]&clsL == 0 {
+				return i
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if !unicode.IsLetter(r) {
+			return i
+		}
+		i += n
+	}
+	return i
+}
+
+func scanNumbers(s []byte, i int) int {
+	for i < len(s) {
+		if c := s[i]; c < utf8.RuneSelf {
+			if asciiClass[c]&clsN == 0 {
+				return i
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if !unicode.IsNumber(r) {
+			return i
+		}
+		i += n
+	}
+	return i
+}
+
+func scanOthers(s []byte, i int) int {
+	for i < len(s) {
+		if c := s[i]; c < utf8.RuneSelf {
+			if asciiClass[c] != 0 {
+				return i
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if !isOther(r) {
+			return i
+		}
+		i += n
+	}
+	return i
 }
 
 // scanWhile returns the end of the run of characters starting at i that satisfy f.
@@ -129,11 +174,11 @@ func matchGPT2(s []byte, i int) int {
 		r, n := runeAt(s, j)
 		switch {
 		case isLetter(r):
-			return scanWhile(s, j+n, isLetter)
+			return scanLetters(s, j+n)
 		case isNumber(r):
-			return scanWhile(s, j+n, isNumber)
+			return scanNumbers(s, j+n)
 		case isOther(r):
-			return scanWhile(s, j+n, isOther)
+			return scanOthers(s, j+n)
 		}
 	}
 	return matchSpaces(s, i, false)
@@ -223,11 +268,11 @@ func matchLlamaFamily(s []byte, i int, maxDigits int) int {
 	r, n := runeAt(s, i)
 	// [^\r\n\p{L}\p{N}]?\p{L}+
 	if isLetter(r) {
-		return scanWhile(s, i+n, isLetter)
+		return scanLetters(s, i+n)
 	}
 	if isNotCRLFLetterNumber(r) && i+n < len(s) {
 		if r2, n2 := runeAt(s, i+n); isLetter(r2) {
-			return scanWhile(s, i+n+n2, isLetter)
+			return scanLetters(s, i+n+n2)
 		}
 	}
 	// \p{N}{1,maxDigits}
@@ -263,7 +308,7 @@ func matchPunct(s []byte, i int, slash bool) int {
 	if !isOther(r) {
 		return i
 	}
-	k := scanWhile(s, j+n, isOther)
+	k := scanOthers(s, j+n)
 	for k < len(s) && (s[k] == '\r' || s[k] == '\n' || (slash && s[k] == '/')) {
 		k++
 	}
@@ -335,35 +380,6 @@ func nemoUpperThenLower(s []byte, p int) int {
 	return scanWhile(s, j, isLowerish)
 }
 
-// regexp2Pattern is the general fallback.
-type regexp2Pattern struct {
-	re *regexp2.Regexp
-}
-
-func (p *regexp2Pattern) findAll(s []byte, dst [][2]int) [][2]int {
-	if len(s) == 0 {
-		return dst
-	}
-	runes := make([]rune, 0, len(s))
-	offs := make([]int, 0, len(s)+1) // byte offset of each rune index
-	for i := 0; i < len(s); {
-		r, n := runeAt(s, i)
-		runes = append(runes, r)
-		offs = append(offs, i)
-		i += n
-	}
-	offs = append(offs, len(s))
-	m, err := p.re.FindRunesMatch(runes)
-	for m != nil && err == nil {
-		start, end := m.Index, m.Index+m.Length
-		if end > start {
-			dst = append(dst, [2]int{offs[start], offs[end]})
-		}
-		m, err = p.re.FindNextMatch(m)
-	}
-	return dst
-}
-
 // literalPattern matches a fixed string (Split/Replace with {"String": ...}).
 type literalPattern struct {
 	lit []byte
@@ -382,121 +398,4 @@ func (p *literalPattern) findAll(s []byte, dst [][2]int) [][2]int {
 		i += k + len(p.lit)
 	}
 	return dst
-}
-
-// translatePossessive rewrites Oniguruma possessive quantifiers (X++, X*+,
-// X?+, X{n,m}+), which .NET syntax lacks, into atomic groups (?>X+) etc. so
-// that patterns such as the o200k one compile with regexp2.
-func translatePossessive(expr string) string {
-	if !strings.Contains(expr, "+") {
-		return expr
-	}
-	var out []byte
-	atom := -1 // where the last atom starts in out
-	for i := 0; i < len(expr); {
-		c := expr[i]
-		switch c {
-		case '\\':
-			atom = len(out)
-			j := i + 2
-			if j <= len(expr) && (expr[i+1] == 'p' || expr[i+1] == 'P') && j < len(expr) && expr[j] == '{' {
-				if k := strings.IndexByte(expr[j:], '}'); k >= 0 {
-					j += k + 1
-				}
-			}
-			j = min(j, len(expr))
-			out = append(out, expr[i:j]...)
-			i = j
-		case '[':
-			atom = len(out)
-			j := i + 1
-			if j < len(expr) && expr[j] == '^' {
-				j++
-			}
-			if j < len(expr) && expr[j] == ']' {
-				j++
-			}
-			for j < len(expr) && expr[j] != ']' {
-				if expr[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			j = min(j+1, len(expr))
-			out = append(out, expr[i:j]...)
-			i = j
-		case '(':
-			atom = len(out)
-			depth, j := 0, i
-			for j < len(expr) {
-				switch expr[j] {
-				case '\\':
-					j++
-				case '(':
-					depth++
-				case ')':
-					depth--
-				}
-				j++
-				if depth == 0 {
-					break
-				}
-			}
-			j = min(j, len(expr))
-			if depth == 0 {
-				out = append(out, '(')
-				out = append(out, translatePossessive(expr[i+1:j-1])...)
-				out = append(out, ')')
-			} else {
-				out = append(out, expr[i:j]...)
-			}
-			i = j
-		case '|':
-			atom = -1
-			out = append(out, c)
-			i++
-		case '+', '*', '?', '{':
-			j := i + 1
-			if c == '{' {
-				k := strings.IndexByte(expr[i:], '}')
-				if k < 0 || !isCountQuantifier(expr[i+1:i+k]) {
-					atom = len(out)
-					out = append(out, c)
-					i++
-					continue
-				}
-				j = i + k + 1
-			}
-			q := expr[i:j]
-			if j < len(expr) && expr[j] == '+' && atom >= 0 {
-				a := string(out[atom:])
-				out = append(out[:atom], "(?>"+a+q+")"...)
-				j++
-			} else {
-				out = append(out, q...)
-			}
-			i = j
-		default:
-			atom = len(out)
-			out = append(out, c)
-			i++
-		}
-	}
-	return string(out)
-}
-
-// isCountQuantifier reports whether s (the text between '{' and '}') is n, n, or n,m.
-func isCountQuantifier(s string) bool {
-	digits, comma := 0, false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-			digits++
-		case c == ',' && !comma:
-			comma = true
-		default:
-			return false
-		}
-	}
-	return digits > 0
 }

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"unicode"
@@ -428,8 +429,8 @@ func (m *metaspacePre) split(st *encState, p piece, out []piece) []piece {
 		return out
 	}
 	start := len(st.arena)
-	startsWithRepl := p.b[0] == m.repl[0] && len(p.b) >= len(m.repl) && string(p.b[:len(m.repl)]) == string(m.repl) ||
-		(p.b[0] == ' ')
+	// Spaces are replaced first, so a leading ' ' also counts as a leading '▁'.
+	startsWithRepl := bytes.HasPrefix(p.b, m.repl) || p.b[0] == ' '
 	if !startsWithRepl && (m.scheme == prependAlways || (m.scheme == prependFirst && p.atStart)) {
 		st.arena = append(st.arena, m.repl...)
 	}

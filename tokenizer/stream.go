@@ -22,7 +22,7 @@ func (t *Tokenizer) NewStreamDecoder(skipSpecial bool) *StreamDecoder {
 
 func (d *StreamDecoder) reset() {
 	d.sink = &sink{joinSpace: d.t.joinDecode}
-	d.chain = d.t.newChain(d.sink)
+	d.chain = d.t.newChain(d.sink, true)
 }
 
 // Add feeds one id and returns the newly completed text (possibly "").

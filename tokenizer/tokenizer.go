@@ -12,6 +12,26 @@
 //
 // and decoding maps ids to tokens and runs the decoder chain (decode.go).
 // A Tokenizer is immutable after loading and safe for concurrent use.
+//
+// Supported tokenizer.json components (anything else is a load error):
+//
+//   - model: BPE (vocab; merges as "a b" or ["a", "b"]; ignore_merges,
+//     byte_fallback, unk_token, fuse_unk, continuing_subword_prefix,
+//     end_of_word_suffix; dropout is ignored)
+//   - normalizer: NFC, NFD, NFKC, NFKD, Lowercase, Strip, StripAccents,
+//     Prepend, Replace, ByteLevel, BertNormalizer, Sequence
+//   - pre_tokenizer: ByteLevel, Split (String or Regex, every behavior,
+//     invert), Metaspace, Whitespace, WhitespaceSplit, Digits, Punctuation,
+//     CharDelimiterSplit, Sequence
+//   - post_processor: TemplateProcessing (single), ByteLevel, BertProcessing,
+//     RobertaProcessing, Sequence
+//   - decoder: ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace,
+//     WordPiece, BPEDecoder, Sequence
+//
+// Split regexes of GPT-2, Llama 3, Qwen2/3 and Mistral NeMo run on hand-written
+// matchers (pattern.go); other regexes on regexp2 (regexp2.go).
+// SentencePiece .model files are supported for the BPE model type with the
+// identity normalization (spm*.go).
 package tokenizer
 
 import (
@@ -40,6 +60,10 @@ type Tokenizer struct {
 	cleanUp      bool
 	bos, eos     int // -1 when unknown
 	chatTemplate string
+	// fromSPM: loaded from a .model, whose special tokens come from
+	// tokenizer_config.json's add_bos_token/add_eos_token (as transformers'
+	// LlamaTokenizer does) rather than from a post-processor.
+	fromSPM bool
 }
 
 // DecodeOptions controls Decode.
@@ -63,6 +87,9 @@ type encState struct {
 	// BPE
 	syms, ranks, news, prev, next []int32
 	heap                          []uint64
+	// SentencePiece
+	spmSyms   []spmSymbol
+	spmAgenda []spmPair
 }
 
 var statePool = sync.Pool{New: func() any { return new(encState) }}
@@ -143,7 +170,7 @@ func (t *Tokenizer) encodePieces(st *encState, s string, atStart bool, ids []int
 // Decode turns ids into text with the tokenizer's decoder. Unknown ids are skipped.
 func (t *Tokenizer) Decode(ids []int, opts DecodeOptions) string {
 	k := &sink{joinSpace: t.joinDecode}
-	ch := t.newChain(k)
+	ch := t.newChain(k, false)
 	for _, id := range ids {
 		if tok, ok := t.decodable(id, opts.SkipSpecial); ok {
 			ch.tok(id, tok)
@@ -157,11 +184,16 @@ func (t *Tokenizer) Decode(ids []int, opts DecodeOptions) string {
 	return s
 }
 
-// newChain instantiates the decoder stages in front of k.
-func (t *Tokenizer) newChain(k *sink) stage {
+// newChain instantiates the decoder stages in front of k. Without stream the
+// output is only read at the end, which lets ByteLevel convert all bytes at
+// once (same result: the lossy UTF-8 conversion is applied left to right).
+func (t *Tokenizer) newChain(k *sink, stream bool) stage {
 	var s stage = k
 	for i := len(t.decoder) - 1; i >= 0; i-- {
 		s = t.decoder[i].newStage(s)
+		if bl, ok := s.(*byteLevelStage); ok && !stream {
+			bl.batch = true
+		}
 	}
 	return s
 }
