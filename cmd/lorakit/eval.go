@@ -15,6 +15,7 @@ import (
 
 func newEvalCmd() *cobra.Command {
 	var modelPath, dataPath string
+	var adapters []string
 	var seqLen int
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -32,6 +33,9 @@ Loss = total NLL / predicted tokens; perplexity = exp(loss), token-weighted over
 			if err != nil {
 				return err
 			}
+			if err := lm.attachAdapters(adapters); err != nil {
+				return err
+			}
 			res, err := evalFile(lm, dataPath, nil, seqLen)
 			if err != nil {
 				return err
@@ -41,6 +45,7 @@ Loss = total NLL / predicted tokens; perplexity = exp(loss), token-weighted over
 	}
 	cmd.Flags().StringVar(&modelPath, "model", "", "model folder (default: the embedded tiny-brown)")
 	cmd.Flags().StringVar(&dataPath, "data", "", "JSONL file to score")
+	cmd.Flags().StringArrayVar(&adapters, "adapter", nil, "PEFT adapter folder applied unmerged (repeat to combine several)")
 	cmd.Flags().IntVar(&seqLen, "seq-len", 0, "truncate examples to this many tokens (default: max_position_embeddings)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print one line {"loss":..,"perplexity":..,"tokens":..}`)
 	return cmd
@@ -59,14 +64,7 @@ func evalFile(lm *loadedModel, name string, content []byte, seqLen int) (eval.Re
 	} else {
 		r = bytesReader(content)
 	}
-	eos := -1
-	if ids := lm.eosIDs(); len(ids) > 0 {
-		eos = ids[0]
-		if id, ok := lm.Tok.EOS(); ok {
-			eos = id
-		}
-	}
-	exs, err := data.Read(name, r, lm.Tok, data.Specials{BOS: lm.bosID(), EOS: eos})
+	exs, err := data.Read(name, r, lm.Tok, lm.specials())
 	if err != nil {
 		return eval.Result{}, err
 	}
@@ -87,4 +85,35 @@ func printEval(w io.Writer, res eval.Result, asJSON bool) error {
 	}
 	_, err := fmt.Fprintf(w, "loss %.6f  perplexity %.4f  tokens %d  examples %d\n", res.Loss, res.Perplexity, res.Tokens, res.Examples)
 	return err
+}
+
+// specials are the ids the data conventions put around text: <bos> unless the
+// tokenizer adds it, and the tokenizer's eos (else the config's first).
+func (lm *loadedModel) specials() data.Specials {
+	eos := -1
+	if ids := lm.eosIDs(); len(ids) > 0 {
+		eos = ids[0]
+	}
+	if id, ok := lm.Tok.EOS(); ok {
+		eos = id
+	}
+	return data.Specials{BOS: lm.bosID(), EOS: eos}
+}
+
+// readData reads a JSONL training or validation file and truncates long
+// examples to the sequence length, saying so.
+func (lm *loadedModel) readData(path string, opts data.Options) ([]data.Example, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	exs, err := data.ReadOptions(path, f, lm.Tok, lm.specials(), opts)
+	if err != nil {
+		return nil, err
+	}
+	if n := data.Truncate(exs, opts.SeqLen); n > 0 {
+		slog.Warn("examples truncated", "file", path, "count", n, "seq_len", opts.SeqLen)
+	}
+	return exs, nil
 }

@@ -62,6 +62,7 @@ func (f *sampleFlags) params(cmd *cobra.Command, lm *loadedModel) sample.Params 
 
 func newGenerateCmd() *cobra.Command {
 	var modelPath, prompt string
+	var adapters []string
 	var sf sampleFlags
 	cmd := &cobra.Command{
 		Use:   "generate --model PATH --prompt TEXT",
@@ -70,6 +71,9 @@ func newGenerateCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			lm, err := loadModel(modelPath)
 			if err != nil {
+				return err
+			}
+			if err := lm.attachAdapters(adapters); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -85,6 +89,7 @@ func newGenerateCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&modelPath, "model", "", "model folder (default: the embedded tiny-brown)")
 	cmd.Flags().StringVar(&prompt, "prompt", "", "prompt text")
+	cmd.Flags().StringArrayVar(&adapters, "adapter", nil, "PEFT adapter folder applied unmerged (repeat to combine several)")
 	sf.register(cmd)
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/lorakit/lorakit/lora"
 	"github.com/lorakit/lorakit/model"
 	"github.com/lorakit/lorakit/model/llama"
 	"github.com/lorakit/lorakit/models"
@@ -152,4 +153,31 @@ func (lm *loadedModel) encodePrompt(text string) []int {
 		ids = append([]int{b}, ids...)
 	}
 	return ids
+}
+
+// attachAdapters loads PEFT adapters and applies them unmerged. One adapter is
+// attached as is; several are combined into one (their deltas add up).
+func (lm *loadedModel) attachAdapters(paths []string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	var as []*lora.Adapter
+	for _, p := range paths {
+		a, err := lora.Load(p)
+		if err != nil {
+			return err
+		}
+		if err := a.Check(lm.Model); err != nil {
+			return fmt.Errorf("adapter %s: %w", p, err)
+		}
+		as = append(as, a)
+	}
+	a := as[0]
+	if len(as) > 1 {
+		var err error
+		if a, err = lora.Combine(as, nil); err != nil {
+			return err
+		}
+	}
+	return lm.Model.Attach(a)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -22,6 +23,8 @@ func main() {
 func newRoot() *cobra.Command {
 	var threads int
 	var verbose bool
+	var cpuProfile string
+	var stopProfile func()
 	root := &cobra.Command{
 		Use:           "lorakit",
 		Short:         "LoRA fine-tuning and multi-adapter serving for Llama-family models, on a CPU",
@@ -36,10 +39,22 @@ func newRoot() *cobra.Command {
 				level = slog.LevelDebug
 			}
 			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err == nil && pprof.StartCPUProfile(f) == nil {
+					stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+				}
+			}
+		},
+		PersistentPostRun: func(cmd *cobra.Command, args []string) {
+			if stopProfile != nil {
+				stopProfile()
+			}
 		},
 	}
+	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
 	root.PersistentFlags().IntVar(&threads, "threads", 0, "threads for the kernels (default: LORAKIT_THREADS or all cores)")
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
-	root.AddCommand(newGenerateCmd(), newTokenizeCmd(), newEvalCmd(), newInspectCmd(), newDemoCmd())
+	root.AddCommand(newGenerateCmd(), newTokenizeCmd(), newEvalCmd(), newInspectCmd(), newDemoCmd(), newTrainCmd(), newBenchCmd(), newMergeCmd())
 	return root
 }

@@ -1,17 +1,36 @@
 // Package data reads training and evaluation examples from JSON Lines files
-// and turns them into token ids and labels, with the conventions of DESIGN.md §4.
+// and turns them into token ids and labels, with the conventions of
+// DESIGN.md §4.
+//
+// The format is detected per line from its keys; when a line has the keys of
+// several formats the most specific wins, in this order (datasets often
+// carry a derived "text" column next to their structured fields, e.g.
+// tatsu-lab/alpaca):
+//
+//	{"input_ids": [...], "labels": [...]}        pre-tokenized, used as given (pretokenized.go)
+//	{"messages": [{"role", "content"}, ...]}      the model's chat template; loss on assistant turns (messages.go)
+//	{"instruction", "input", "output"}            Alpaca template; loss on the output (formats.go)
+//	{"prompt", "completion"}                      loss on the completion (formats.go)
+//	{"text"}                                      <bos> text <eos>, loss everywhere (formats.go)
+//
+// Labels align with input ids (the HF convention: the loss shifts them, so
+// logits at t predict labels[t+1]); IgnoreIndex marks tokens without loss.
+// How label masks are aligned with tokens is explained in mask.go.
 package data
 
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/lorakit/lorakit/chat"
 )
 
-// Tokenizer is what examples are encoded with.
+// Tokenizer is what examples are encoded with. tokenizer.Tokenizer is one;
+// the optional methods it also has (BOS, EOS, IDToToken, IsSpecial,
+// VocabSize, ChatTemplate) are used when present, see tokinfo.go.
 type Tokenizer interface {
 	Encode(text string, addSpecial bool) []int
 	AddsBOS() bool
@@ -19,7 +38,7 @@ type Tokenizer interface {
 
 // Specials are the ids the conventions add around text.
 type Specials struct {
-	BOS int // -1: none
+	BOS int // -1: none (or the tokenizer adds it itself)
 	EOS int // -1: none
 }
 
@@ -36,26 +55,58 @@ type Example struct {
 	Truncated bool
 }
 
-// ReadFile reads every example of a JSONL file.
+// Options change how examples are built.
+type Options struct {
+	// TrainOnInputs puts the loss on every token: the prompt of
+	// prompt/completion, the instruction of Alpaca and the system, user and
+	// tool turns (and the template's markup) of messages, as Axolotl's
+	// train_on_inputs. Pre-tokenized labels are used as given regardless.
+	TrainOnInputs bool
+	// ChatTemplate is the Jinja template for messages; "" means the
+	// tokenizer's own (when it has a ChatTemplate method), else chat.ChatML.
+	ChatTemplate string
+	// SeqLen is the training sequence length, carried for callers that pass
+	// Options around. ReadOptions does not cut examples: Truncate does, so
+	// that the caller can report how many it cut (DESIGN.md §4).
+	SeqLen int
+}
+
+// ReadFile reads every example of a JSONL file with the default Options.
 func ReadFile(path string, tok Tokenizer, sp Specials) ([]Example, error) {
+	return ReadFileOptions(path, tok, sp, Options{})
+}
+
+// ReadFileOptions reads every example of a JSONL file.
+func ReadFileOptions(path string, tok Tokenizer, sp Specials, opts Options) ([]Example, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return Read(path, f, tok, sp)
+	return ReadOptions(path, f, tok, sp, opts)
 }
 
-// Read reads examples from r; name is used in errors ("file:line: ...").
-// Blank lines are skipped; any other line that is not a known example format
-// is an error naming the line.
+// Read reads examples from r with the default Options; name is used in
+// errors ("file:line: ...").
 func Read(name string, r io.Reader, tok Tokenizer, sp Specials) ([]Example, error) {
+	return ReadOptions(name, r, tok, sp, Options{})
+}
+
+// ReadOptions reads examples from r; name is used in errors
+// ("file:line: ..."). Blank lines are skipped; any other line that is not a
+// well-formed example of a known format is an error naming the file and the
+// 1-based line, and nothing is returned: nothing is silently dropped.
+func ReadOptions(name string, r io.Reader, tok Tokenizer, sp Specials, opts Options) ([]Example, error) {
+	rd := &reader{tok: tok, sp: sp, opts: opts}
 	br := bufio.NewReaderSize(r, 1<<20)
 	var out []Example
 	for line := 1; ; line++ {
 		b, err := br.ReadBytes('\n')
+		if line == 1 {
+			b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
+		}
 		if len(bytes.TrimSpace(b)) > 0 {
-			ex, perr := parseLine(b, tok, sp)
+			ex, perr := rd.parseLine(b)
 			if perr != nil {
 				return nil, fmt.Errorf("%s:%d: %w", name, line, perr)
 			}
@@ -72,110 +123,15 @@ func Read(name string, r io.Reader, tok Tokenizer, sp Specials) ([]Example, erro
 	return out, nil
 }
 
-func parseLine(b []byte, tok Tokenizer, sp Specials) (Example, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(b, &fields); err != nil {
-		return Example{}, fmt.Errorf("not a JSON object: %w", err)
-	}
-	if fields == nil {
-		return Example{}, fmt.Errorf("not a JSON object")
-	}
-	str := func(key string) (string, error) {
-		var s string
-		if err := json.Unmarshal(fields[key], &s); err != nil {
-			return "", fmt.Errorf("field %q must be a string", key)
-		}
-		return s, nil
-	}
-	switch {
-	case fields["input_ids"] != nil:
-		return preTokenized(fields)
-	case fields["text"] != nil:
-		text, err := str("text")
-		if err != nil {
-			return Example{}, err
-		}
-		ids := encodeWithBOS(tok, sp, text)
-		if sp.EOS >= 0 {
-			ids = append(ids, sp.EOS)
-		}
-		return Example{InputIDs: ids, Labels: append([]int(nil), ids...)}, nil
-	case fields["prompt"] != nil && fields["completion"] != nil:
-		prompt, err := str("prompt")
-		if err != nil {
-			return Example{}, err
-		}
-		completion, err := str("completion")
-		if err != nil {
-			return Example{}, err
-		}
-		p := encodeWithBOS(tok, sp, prompt)
-		// Encode the whole string and split at the prompt's length so the
-		// boundary tokens are those the model sees at inference time.
-		ids := encodeWithBOS(tok, sp, prompt+completion)
-		if sp.EOS >= 0 {
-			ids = append(ids, sp.EOS)
-		}
-		labels := append([]int(nil), ids...)
-		for i := 0; i < len(p) && i < len(labels); i++ {
-			labels[i] = IgnoreIndex
-		}
-		return Example{InputIDs: ids, Labels: labels}, nil
-	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	return Example{}, fmt.Errorf("unrecognised example with keys %q: want text, prompt+completion or input_ids", keys)
-}
+// reader is the state of one ReadOptions call: the chat template is
+// compiled, and the tokenizer's special tokens listed, once, on first use.
+type reader struct {
+	tok  Tokenizer
+	sp   Specials
+	opts Options
 
-// encodeWithBOS puts <bos> first exactly once: the tokenizer's post-processor
-// adds it when it has one, otherwise the model's bos_token_id is prepended.
-func encodeWithBOS(tok Tokenizer, sp Specials, text string) []int {
-	ids := tok.Encode(text, true)
-	if !tok.AddsBOS() && sp.BOS >= 0 {
-		ids = append([]int{sp.BOS}, ids...)
-	}
-	return ids
-}
-
-func preTokenized(fields map[string]json.RawMessage) (Example, error) {
-	var ex Example
-	if err := json.Unmarshal(fields["input_ids"], &ex.InputIDs); err != nil {
-		return ex, fmt.Errorf("field \"input_ids\" must be a list of ints")
-	}
-	if raw := fields["labels"]; raw != nil {
-		if err := json.Unmarshal(raw, &ex.Labels); err != nil {
-			return ex, fmt.Errorf("field \"labels\" must be a list of ints")
-		}
-		if len(ex.Labels) != len(ex.InputIDs) {
-			return ex, fmt.Errorf("labels has %d entries, input_ids %d", len(ex.Labels), len(ex.InputIDs))
-		}
-	} else {
-		ex.Labels = append([]int(nil), ex.InputIDs...)
-	}
-	for i, id := range ex.InputIDs {
-		if id < 0 {
-			return ex, fmt.Errorf("input_ids[%d] = %d is negative", i, id)
-		}
-	}
-	for i, l := range ex.Labels {
-		if l < 0 && l != IgnoreIndex {
-			return ex, fmt.Errorf("labels[%d] = %d: negative labels must be -100", i, l)
-		}
-	}
-	return ex, nil
-}
-
-// Truncate cuts examples longer than n tokens and marks them.
-func Truncate(exs []Example, n int) (truncated int) {
-	for i := range exs {
-		if n > 0 && len(exs[i].InputIDs) > n {
-			exs[i].InputIDs = exs[i].InputIDs[:n]
-			exs[i].Labels = exs[i].Labels[:n]
-			exs[i].Truncated = true
-			truncated++
-		}
-	}
-	return truncated
+	tmpl     *chat.Template
+	tmplErr  error
+	info     *tokInfo
+	infoDone bool
 }
