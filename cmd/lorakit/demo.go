@@ -3,19 +3,28 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lorakit/lorakit/datasets"
 	"github.com/lorakit/lorakit/engine"
+	"github.com/lorakit/lorakit/lora"
 	"github.com/lorakit/lorakit/models"
+	"github.com/lorakit/lorakit/train"
+	"github.com/lorakit/lorakit/train/data"
 )
 
 var demoPrompts = []string{"The President said that", "She looked at him and"}
 
+// demoLR is the demo's learning rate: a short run takes a larger step than
+// the two-epoch default.
+const demoLR = 2e-3
+
 func newDemoCmd() *cobra.Command {
-	var maxTokens int
+	var maxTokens, trainSteps int
+	var adapterDir string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the embedded tiny-brown model: generate from two prompts, then perplexity on held-out domains",
@@ -42,6 +51,7 @@ func newDemoCmd() *cobra.Command {
 				fmt.Fprintf(out, "\n  [%d tokens, %.0f tokens/s]\n\n", len(res.Tokens), float64(len(res.Tokens))/time.Since(t).Seconds())
 			}
 			fmt.Fprintln(out, "held-out domains (never seen in pretraining), {\"text\"} convention:")
+			base := map[string]float64{}
 			for _, name := range []string{"h_test", "p_test"} {
 				b, err := datasets.Brown(name)
 				if err != nil {
@@ -52,11 +62,63 @@ func newDemoCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				base[name] = res.Perplexity
 				fmt.Fprintf(out, "  %-7s perplexity %8.4f  loss %.6f  tokens %6d  (%.1fs)\n", name, res.Perplexity, res.Loss, res.Tokens, time.Since(t).Seconds())
 			}
+			if trainSteps <= 0 {
+				return nil
+			}
+			// Train a LoRA adapter on the government-documents domain for
+			// about a minute and compare perplexities on its held-out split.
+			dir := adapterDir
+			if dir == "" {
+				if dir, err = os.MkdirTemp("", "lorakit-demo-"); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(out, "\ntraining a LoRA adapter on h_train (government documents), %d steps...\n", trainSteps)
+			b, err := datasets.Brown("h_train")
+			if err != nil {
+				return err
+			}
+			exs, err := data.ReadOptions("h_train.jsonl", bytesReader(b), lm.Tok, lm.specials(), data.Options{})
+			if err != nil {
+				return err
+			}
+			data.Truncate(exs, c.MaxPositions)
+			cfg := train.Defaults()
+			cfg.Data, cfg.Out, cfg.Steps, cfg.LR = "h_train.jsonl", dir, trainSteps, demoLR
+			a, err := lora.New(cfg.LoRAConfig(models.DefaultName), lm.Model, cfg.Seed)
+			if err != nil {
+				return err
+			}
+			run := &train.Run{Cfg: cfg, Model: lm.Model, Adapter: a, Train: exs, Progress: cmd.ErrOrStderr()}
+			res, err := run.Execute(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "trained %d steps in %v (%.0f tokens/s); adapter (PEFT format, %d parameters) in %s\n",
+				res.Steps, res.Elapsed.Round(time.Second), res.TokensPerS, a.Params(), dir)
+			trained, err := lora.Load(dir)
+			if err != nil {
+				return err
+			}
+			if err := lm.Model.Attach(trained); err != nil {
+				return err
+			}
+			defer lm.Model.Detach()
+			hb, _ := datasets.Brown("h_test")
+			ev, err := evalFile(lm, "h_test.jsonl", hb, 0)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "  h_test perplexity: base %.4f -> adapter %.4f (%.1f%% lower)\n",
+				base["h_test"], ev.Perplexity, 100*(1-ev.Perplexity/base["h_test"]))
 			return nil
 		},
 	}
 	cmd.Flags().IntVar(&maxTokens, "max-tokens", 48, "tokens to generate per prompt")
+	cmd.Flags().IntVar(&trainSteps, "train-steps", 40, "LoRA training steps on h_train (0 skips training)")
+	cmd.Flags().StringVar(&adapterDir, "adapter-out", "", "where to write the demo adapter (default: a new temporary folder)")
 	return cmd
 }

@@ -110,3 +110,95 @@ func TestTrainKillResumeBitwise(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// runErr executes the CLI and returns its error.
+func runErr(t *testing.T, args ...string) error {
+	t.Helper()
+	cmd := newRoot()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	return cmd.Execute()
+}
+
+// TestTrainBadInput: each bad input is a clear error naming the file and
+// line, or the tensor, never a panic or a silent success.
+func TestTrainBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	malformed := write("bad.jsonl", "{\"text\": \"fine\"}\n{\"text\": \"broken\"\n")
+	masked := write("masked.jsonl", "{\"input_ids\": [0, 5, 6, 7], \"labels\": [-100, -100, -100, -100]}\n")
+	microAdapter := testutil.Path("testdata", "oracle", "micro", "adapter")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"malformed line", []string{"train", "--data", malformed, "--out", filepath.Join(dir, "o1"), "--steps", "1"}, []string{malformed + ":2"}},
+		{"all labels masked", []string{"train", "--data", masked, "--out", filepath.Join(dir, "o2"), "--steps", "1"}, []string{"masked"}},
+		{"rank larger than the layer", []string{"train", "--data", masked, "--out", filepath.Join(dir, "o3"), "--steps", "1", "--rank", "300"}, []string{"rank 300", "larger than the layer"}},
+		{"adapter for another base", []string{"generate", "--adapter", microAdapter, "--prompt", "x", "--max-tokens", "1"}, []string{"lora_A.weight", "another base model"}},
+		{"unknown target", []string{"train", "--data", masked, "--out", filepath.Join(dir, "o4"), "--targets", "c_attn"}, []string{"c_attn"}},
+		{"unknown yaml key", []string{"train", "--config", write("run.yaml", "data: x.jsonl\nout: y\nlearning_rate: 1\n"), "--steps", "1"}, []string{"learning_rate"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := runErr(t, tc.args...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Fatalf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestTrainYAMLAndFlags: the YAML config uses the flag names, flags override it.
+func TestTrainYAMLAndFlags(t *testing.T) {
+	data := smallData(t, "p_train", 6)
+	dir := t.TempDir()
+	yml := filepath.Join(dir, "run.yaml")
+	os.WriteFile(yml, []byte("data: "+data+"\nout: "+filepath.Join(dir, "out")+"\nrank: 2\nalpha: 4\ntargets: [q_proj, v_proj]\nsteps: 2\nbatch-size: 3\nseq-len: 64\nlr: 0.001\n"), 0o644)
+	run(t, "train", "--config", yml, "--rank", "3")
+	b, err := os.ReadFile(filepath.Join(dir, "out", "adapter_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		R       int      `json:"r"`
+		Alpha   float64  `json:"lora_alpha"`
+		Targets []string `json:"target_modules"`
+	}
+	json.Unmarshal(b, &c)
+	if c.R != 3 || c.Alpha != 4 || strings.Join(c.Targets, ",") != "q_proj,v_proj" {
+		t.Fatalf("adapter_config %+v: want r=3 (flag), alpha=4 and q_proj,v_proj (YAML)", c)
+	}
+	// The trained adapter applies to generate and eval, and merges.
+	out := run(t, "eval", "--data", data, "--adapter", filepath.Join(dir, "out"), "--json")
+	if !strings.Contains(out, "perplexity") {
+		t.Fatal(out)
+	}
+	merged := filepath.Join(dir, "merged")
+	run(t, "merge", "--adapter", filepath.Join(dir, "out"), "--out", merged)
+	out2 := run(t, "eval", "--model", merged, "--data", data, "--json")
+	var a, m struct{ Loss float64 }
+	json.Unmarshal([]byte(out), &a)
+	json.Unmarshal([]byte(out2), &m)
+	if d := a.Loss - m.Loss; d > 1e-4 || d < -1e-4 {
+		t.Fatalf("merged model loss %v, unmerged adapter %v", m.Loss, a.Loss)
+	}
+	for _, f := range []string{"tokenizer.json", "tokenizer_config.json", "config.json", "model.safetensors"} {
+		if _, err := os.Stat(filepath.Join(merged, f)); err != nil {
+			t.Fatalf("merged folder lacks %s", f)
+		}
+	}
+}
