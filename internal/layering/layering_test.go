@@ -23,6 +23,8 @@ var layer = map[string]int{
 	"format/gguf":        1,
 	"kernels":            1,
 	"kvcache":            1,
+	"quant":              2,
+	"quant/nf4":          2,
 	"sample":             2,
 	"train/data":         2,
 	"model":              3,
