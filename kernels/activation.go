@@ -3,7 +3,7 @@ package kernels
 import "math"
 
 // SiLU is z·σ(z) = z / (1 + e^−z).
-func SiLU(z float32) float32 { return z / (1 + float32(math.Exp(float64(-z)))) }
+func SiLU(z float32) float32 { return z / (1 + Exp32(-z)) }
 
 // SwiGLU writes dst[i] = silu(gate[i]) · up[i], the Llama MLP's inner product.
 func SwiGLU(dst, gate, up []float32) {
@@ -31,7 +31,7 @@ func Softmax(x []float32) {
 	}
 	var sum float64
 	for i, v := range x {
-		e := float32(math.Exp(float64(v - m)))
+		e := Exp32(v - m)
 		x[i] = e
 		sum += float64(e)
 	}
@@ -53,8 +53,9 @@ func LogSumExp(x []float32) float64 {
 		return m
 	}
 	var sum float64
+	mf := float32(m)
 	for _, v := range x {
-		sum += math.Exp(float64(v) - m)
+		sum += float64(Exp32(v - mf))
 	}
 	return m + math.Log(sum)
 }
@@ -65,7 +66,7 @@ func SwiGLUBackward(dgate, dup, dout, gate, up []float32) {
 	up, dgate, dup = up[:len(gate)], dgate[:len(gate)], dup[:len(gate)]
 	dout = dout[:len(gate)]
 	for i, z := range gate {
-		sig := 1 / (1 + float32(math.Exp(float64(-z))))
+		sig := 1 / (1 + Exp32(-z))
 		dup[i] = dout[i] * z * sig
 		dgate[i] = dout[i] * up[i] * sig * (1 + z*(1-sig))
 	}

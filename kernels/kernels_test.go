@@ -294,3 +294,53 @@ func TestAttentionGEMMMatchesRef(t *testing.T) {
 		}
 	}
 }
+
+// TestExp32 compares with math.Exp over the whole float32 range that does not
+// overflow or underflow, plus the edges.
+func TestExp32(t *testing.T) {
+	worst := 0.0
+	for x := float32(-87); x < 88.7; x += 0.0037 {
+		want := math.Exp(float64(x))
+		got := float64(Exp32(x))
+		if rel := math.Abs(got-want) / want; rel > worst {
+			worst = rel
+		}
+	}
+	if worst > 3e-7 {
+		t.Fatalf("max relative error %.3g", worst)
+	}
+	if Exp32(-100) != 0 || !math.IsInf(float64(Exp32(100)), 1) || !math.IsNaN(float64(Exp32(float32(math.NaN())))) || Exp32(0) != 1 {
+		t.Fatal("edge cases")
+	}
+	if Exp32(float32(math.Inf(-1))) != 0 {
+		t.Fatal("exp(-Inf) must be 0")
+	}
+}
+
+func BenchmarkExp32(b *testing.B) {
+	x := make([]float32, 4096)
+	for i := range x {
+		x[i] = float32(i%200) - 100
+	}
+	var s float32
+	for i := 0; i < b.N; i++ {
+		for _, v := range x {
+			s += Exp32(v)
+		}
+	}
+	_ = s
+}
+
+func BenchmarkMathExp(b *testing.B) {
+	x := make([]float32, 4096)
+	for i := range x {
+		x[i] = float32(i%200) - 100
+	}
+	var s float32
+	for i := 0; i < b.N; i++ {
+		for _, v := range x {
+			s += float32(math.Exp(float64(v)))
+		}
+	}
+	_ = s
+}

@@ -24,97 +24,74 @@ func MatMulTRef(dst, x, w []float32, m, n, k int, accumulate bool) {
 }
 
 // MatMulT computes dst = x · wᵀ (+ dst when accumulate), x [m, k], w [n, k],
-// dst [m, n], in parallel over 4×4 register blocks of dst. Sums run in the
-// same order for every element, so results do not depend on the thread count.
+// dst [m, n]. Small m (decode) streams w through dot-product kernels; larger
+// products use the packed, cache-blocked GEMM (gemm.go). Threads split dst
+// by rows or columns only and every element is summed in an order that
+// depends only on k, so results do not depend on the thread count.
 func MatMulT(dst, x, w []float32, m, n, k int, accumulate bool) {
 	checkMatMul("MatMulT", len(dst), len(x), len(w), m*n, m*k, n*k)
 	if m == 0 || n == 0 {
 		return
 	}
-	// Parallelise over columns of dst (rows of w) so each thread streams its own
-	// part of the weights once: the weights are the big operand in decode.
-	grain := 16
-	if m*k < 4096 {
-		grain = 64
-	}
-	Parallel((n+3)/4, grain/4+1, func(lo, hi int) {
-		matMulTBlock(dst, x, w, m, n, k, lo*4, min(hi*4, n), accumulate)
-	})
-}
-
-func matMulTBlock(dst, x, w []float32, m, n, k, j0, j1 int, accumulate bool) {
-	i := 0
-	for ; i+4 <= m; i += 4 {
-		x0 := x[i*k : i*k+k]
-		x1 := x[(i+1)*k : (i+1)*k+k]
-		x2 := x[(i+2)*k : (i+2)*k+k]
-		x3 := x[(i+3)*k : (i+3)*k+k]
-		j := j0
-		for ; j+4 <= j1; j += 4 {
-			w0 := w[j*k : j*k+k]
-			w1 := w[(j+1)*k : (j+1)*k+k]
-			w2 := w[(j+2)*k : (j+2)*k+k]
-			w3 := w[(j+3)*k : (j+3)*k+k]
-			var s00, s01, s02, s03, s10, s11, s12, s13 float32
-			var s20, s21, s22, s23, s30, s31, s32, s33 float32
-			for p := range x0 {
-				a0, a1, a2, a3 := x0[p], x1[p], x2[p], x3[p]
-				b0, b1, b2, b3 := w0[p], w1[p], w2[p], w3[p]
-				s00 += a0 * b0
-				s01 += a0 * b1
-				s02 += a0 * b2
-				s03 += a0 * b3
-				s10 += a1 * b0
-				s11 += a1 * b1
-				s12 += a1 * b2
-				s13 += a1 * b3
-				s20 += a2 * b0
-				s21 += a2 * b1
-				s22 += a2 * b2
-				s23 += a2 * b3
-				s30 += a3 * b0
-				s31 += a3 * b1
-				s32 += a3 * b2
-				s33 += a3 * b3
-			}
-			store4(dst[i*n+j:], s00, s01, s02, s03, accumulate)
-			store4(dst[(i+1)*n+j:], s10, s11, s12, s13, accumulate)
-			store4(dst[(i+2)*n+j:], s20, s21, s22, s23, accumulate)
-			store4(dst[(i+3)*n+j:], s30, s31, s32, s33, accumulate)
-		}
-		for ; j < j1; j++ {
-			wj := w[j*k : j*k+k]
-			for r, xr := range [][]float32{x0, x1, x2, x3} {
-				put(dst, (i+r)*n+j, Dot(xr, wj), accumulate)
-			}
-		}
-	}
-	for ; i < m; i++ {
-		xi := x[i*k : i*k+k]
-		for j := j0; j < j1; j++ {
-			put(dst, i*n+j, Dot(xi, w[j*k:j*k+k]), accumulate)
-		}
-	}
-}
-
-func store4(d []float32, a, b, c, e float32, accumulate bool) {
-	d = d[:4]
-	if accumulate {
-		d[0] += a
-		d[1] += b
-		d[2] += c
-		d[3] += e
+	if m <= gemvMaxM {
+		gemvT(dst, x, w, m, n, k, accumulate)
 		return
 	}
-	d[0], d[1], d[2], d[3] = a, b, c, e
+	gemm(&gemmArgs{m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, bNMajor: true, c: dst, ldc: n, acc: accumulate})
 }
 
-func put(d []float32, i int, v float32, accumulate bool) {
-	if accumulate {
-		d[i] += v
-	} else {
-		d[i] = v
+// MatMulRef is the reference for dst = x · w (+ dst when accumulate): x is
+// [m, k], w is [k, n] row-major, dst is [m, n]. The backward pass's
+// dX = dY·W for a weight W stored [out, in] is MatMul with k = out, n = in.
+func MatMulRef(dst, x, w []float32, m, n, k int, accumulate bool) {
+	checkMatMul("MatMul", len(dst), len(x), len(w), m*n, m*k, k*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float32
+			for p := 0; p < k; p++ {
+				s += x[i*k+p] * w[p*n+j]
+			}
+			if accumulate {
+				dst[i*n+j] += s
+			} else {
+				dst[i*n+j] = s
+			}
+		}
 	}
+}
+
+// MatMul computes dst = x · w (+ dst when accumulate), x [m, k], w [k, n],
+// dst [m, n], with the packed GEMM; deterministic like MatMulT.
+func MatMul(dst, x, w []float32, m, n, k int, accumulate bool) {
+	checkMatMul("MatMul", len(dst), len(x), len(w), m*n, m*k, k*n)
+	gemm(&gemmArgs{m: m, n: n, k: k, a: x, lda: k, b: w, ldb: n, c: dst, ldc: n, acc: accumulate})
+}
+
+// MatMulTNRef is the reference for dst = aᵀ · b (+ dst when accumulate): a is
+// [k, m], b is [k, n], dst is [m, n]. Weight gradients dW = dYᵀ·X are
+// MatMulTN with k = tokens.
+func MatMulTNRef(dst, a, b []float32, m, n, k int, accumulate bool) {
+	checkMatMul("MatMulTN", len(dst), len(a), len(b), m*n, k*m, k*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float32
+			for p := 0; p < k; p++ {
+				s += a[p*m+i] * b[p*n+j]
+			}
+			if accumulate {
+				dst[i*n+j] += s
+			} else {
+				dst[i*n+j] = s
+			}
+		}
+	}
+}
+
+// MatMulTN computes dst = aᵀ · b (+ dst when accumulate), a [k, m], b [k, n],
+// dst [m, n], with the packed GEMM; deterministic like MatMulT.
+func MatMulTN(dst, a, b []float32, m, n, k int, accumulate bool) {
+	checkMatMul("MatMulTN", len(dst), len(a), len(b), m*n, k*m, k*n)
+	gemm(&gemmArgs{m: m, n: n, k: k, a: a, lda: m, aKMajor: true, b: b, ldb: n, c: dst, ldc: n, acc: accumulate})
 }
 
 // Dot is Σ a[i]·b[i] with four partial sums (len(b) >= len(a)).
