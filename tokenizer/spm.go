@@ -75,6 +75,12 @@ func parseSentencePiece(data []byte, name string) (*Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newSentencePiece(p, name)
+}
+
+// newSentencePiece builds a tokenizer from a decoded model (a .model file or
+// a GGUF llama vocabulary, gguf.go).
+func newSentencePiece(p *spmProto, name string) (*Tokenizer, error) {
 	if p.modelType != 2 {
 		return nil, fmt.Errorf("unsupported SentencePiece model_type %d (only BPE = 2)", p.modelType)
 	}

@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/lorakit/lorakit/format/safetensors"
 	"github.com/lorakit/lorakit/lora"
 	"github.com/lorakit/lorakit/model"
 	"github.com/lorakit/lorakit/model/llama"
@@ -18,6 +21,23 @@ type loadedModel struct {
 	Model  *llama.Model
 	Tok    *tokenizer.Tokenizer
 	Gen    *model.GenerationConfig
+	// gguf is set for a model read from a GGUF file: its add_bos_token
+	// decides <bos> alone, as in llama.cpp.
+	gguf *llama.GGUFInfo
+}
+
+// ggufSource names a GGUF file; it has no side files (tokenizer and
+// generation settings live inside the GGUF).
+type ggufSource string
+
+func (g ggufSource) Name() string { return string(g) }
+
+func (g ggufSource) ReadFile(name string) ([]byte, error) {
+	return nil, fmt.Errorf("%s: %s: %w", string(g), name, fs.ErrNotExist)
+}
+
+func (g ggufSource) Weights() (*safetensors.Set, error) {
+	return nil, fmt.Errorf("%s: a GGUF file has no safetensors weights", string(g))
 }
 
 // resolveSource maps --model to files: empty or "tiny-brown" is the embedded
@@ -39,10 +59,17 @@ func resolveSource(path string) (model.Source, error) {
 	if filepath.Ext(path) == ".safetensors" {
 		return model.Dir(filepath.Dir(path)), nil
 	}
-	return nil, fmt.Errorf("model %s: not a Hugging Face folder (config.json + safetensors); GGUF models are not loadable yet", path)
+	return nil, fmt.Errorf("model %s: not a Hugging Face folder (config.json + safetensors) or a .gguf file", path)
 }
 
 func loadModel(path string) (*loadedModel, error) {
+	if strings.EqualFold(filepath.Ext(path), ".gguf") {
+		m, info, err := llama.LoadGGUF(path)
+		if err != nil {
+			return nil, err
+		}
+		return &loadedModel{Source: ggufSource(path), Model: m, Tok: info.Tokenizer, Gen: &model.GenerationConfig{EOSTokenIDs: info.EOS}, gguf: info}, nil
+	}
 	src, err := resolveSource(path)
 	if err != nil {
 		return nil, err
@@ -98,6 +125,9 @@ func loadTokenizerFrom(src model.Source) (*tokenizer.Tokenizer, error) {
 // file, or the embedded default's name.
 func loadTokenizer(path string) (*tokenizer.Tokenizer, error) {
 	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		if strings.EqualFold(filepath.Ext(path), ".gguf") {
+			return llama.LoadGGUFTokenizer(path)
+		}
 		if filepath.Ext(path) == ".model" {
 			return tokenizer.LoadSentencePieceModel(path)
 		}
@@ -134,7 +164,7 @@ func (lm *loadedModel) eosIDs() []int {
 // bosID is the id prepended to prompts when the tokenizer adds none itself
 // (DESIGN.md §4: <bos> exactly once), or -1.
 func (lm *loadedModel) bosID() int {
-	if lm.Tok.AddsBOS() {
+	if lm.Tok.AddsBOS() || lm.gguf != nil {
 		return -1
 	}
 	if lm.Model.Config.BOSTokenID >= 0 {

@@ -132,3 +132,17 @@ func TestEvalReportsBadLines(t *testing.T) {
 		t.Fatalf("err = %v, want one naming %s:2", err, p)
 	}
 }
+
+// TestGGUFModel: the GGUF export of tiny-brown generates exactly what the
+// safetensors folder generates (llama.cpp adds <bos> itself: add_bos_token).
+func TestGGUFModel(t *testing.T) {
+	gguf := testutil.Path("testdata", "gguf", "tiny-brown-f32.gguf")
+	a := run(t, "generate", "--model", gguf, "--prompt", "She looked at him and", "--max-tokens", "24", "--temperature", "0")
+	b := run(t, "generate", "--model", testutil.Path("models", "tiny-brown"), "--prompt", "She looked at him and", "--max-tokens", "24", "--temperature", "0")
+	if a != b {
+		t.Fatalf("GGUF: %q\nsafetensors: %q", a, b)
+	}
+	if got := run(t, "tokenize", "--tokenizer", gguf, "--add-special", "A"); got != "[0,68]\n" {
+		t.Fatalf("GGUF tokenizer with specials: %q", got)
+	}
+}

@@ -40,7 +40,7 @@ var layer = map[string]int{
 	"chat":               1,
 	"train/sched":        0,
 	"train/ckpt":         4,
-	"train":              6,
+	"train":              7,
 	"cmd/lorakit":        9,
 }
 
