@@ -52,12 +52,12 @@ type Config struct {
 
 // Defaults are chosen by experiment on tiny-brown's h_train (README,
 // "Choosing the defaults"): r=16, alpha=32 on all seven projections, lr 1e-3,
-// cosine with 3% warmup, two epochs.
+// cosine with 3% warmup, two epochs, batches of 4 sequences.
 func Defaults() Config {
 	return Config{
 		Rank: 16, Alpha: 32, Dropout: 0, Targets: []string{"all-linear"},
 		LR: 1e-3, Schedule: "cosine", Warmup: 0.03, Epochs: 2,
-		BatchSize: 8, GradAccum: 1, WeightDecay: 0, Clip: 1.0, Seed: 42,
+		BatchSize: 4, GradAccum: 1, WeightDecay: 0, Clip: 1.0, Seed: 42,
 		KeepCheckpoints: 2,
 	}
 }
