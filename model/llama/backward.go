@@ -51,11 +51,12 @@ func (m *Model) LossAndGrad(tokens, targets [][]int, norm float64) (sum float64,
 
 	// Head: final norm, lm_head and cross-entropy, chunk by chunk, each chunk's
 	// dlogits turned into dxn at once.
-	xn := make([]float32, N*D)
-	rstdF := make([]float32, N)
+	bs := &m.bscratch
+	xn := grow(&bs.xnF, N*D)
+	rstdF := grow(&bs.rstdF, N)
 	kernels.RMSNorm(xn, rstdF, x, m.Norm, N, D, eps)
-	dxn := make([]float32, N*D)
-	logits := make([]float32, headChunk*V)
+	dxn := grow(&bs.dxnF, N*D)
+	logits := grow(&bs.logits, headChunk*V)
 	scale := float32(1 / norm)
 	for r0 := 0; r0 < N; r0 += headChunk {
 		rows := min(headChunk, N-r0)
@@ -79,7 +80,8 @@ func (m *Model) LossAndGrad(tokens, targets [][]int, norm float64) (sum float64,
 	if math.IsNaN(sum) || math.IsInf(sum, 0) {
 		return sum, count, fmt.Errorf("loss is %v", sum)
 	}
-	dx := make([]float32, N*D)
+	dx := grow(&bs.dx, N*D)
+	clear(dx)
 	kernels.RMSNormBackward(dx, dxn, x, m.Norm, rstdF, N, D)
 	for li := len(m.Layers) - 1; li >= 0; li-- {
 		m.layerBackward(li, dx, acts, st, start, li > 0)
@@ -148,4 +150,5 @@ func (m *Model) layerBackward(li int, dx []float32, acts *Activations, st *Step,
 // across layers and steps.
 type backwardScratch struct {
 	dg, dgate, dup, dxn, datt, dq, dk, dv, dqp, dkp []float32
+	xnF, rstdF, dxnF, logits, dx                    []float32
 }

@@ -116,7 +116,7 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 	}
 	N := start[len(st.Tokens)]
 	pos := make([]int, N)
-	x = make([]float32, N*D)
+	x = grow(&m.scratch.x, N*D)
 	maxPos := 0
 	for r, toks := range st.Tokens {
 		for j, id := range toks {
@@ -264,6 +264,6 @@ func keep(dst *[]float32, src []float32) { copy(grow(dst, len(src)), src) }
 // scratch holds a model's temporary buffers. A Model is not safe for
 // concurrent Forward calls; the engine serialises them.
 type scratch struct {
-	kv, tmp []float32
-	layer   LayerActs // every layer's intermediates when nothing is saved
+	x, kv, tmp []float32
+	layer      LayerActs // every layer's intermediates when nothing is saved
 }
