@@ -5,6 +5,7 @@ package nn
 import (
 	"github.com/lorakit/lorakit/kernels"
 	"github.com/lorakit/lorakit/lora"
+	"github.com/lorakit/lorakit/quant/nf4"
 )
 
 // Linear is y = x·Wᵀ + b + s·B·A·dropout(x): a frozen weight W stored
@@ -12,7 +13,8 @@ import (
 // module (PEFT lora.Linear semantics). Only the LoRA matrices get gradients.
 type Linear struct {
 	In, Out int
-	W       []float32 // [Out, In]
+	W       []float32 // [Out, In]; nil when the weight is held quantized in Q
+	Q       *nf4.Tensor
 	B       []float32 // [Out], nil when the layer has no bias
 	LoRA    *lora.Module
 	// Dropout on the LoRA branch's input during training (PEFT lora_dropout);
@@ -22,9 +24,44 @@ type Linear struct {
 	DropoutSeed uint64
 }
 
+// base computes y = x·Wᵀ with the frozen weight in whichever form it is held:
+// float32, or NF4 dequantized on the fly (QLoRA; the float32 matrix is never
+// materialised).
+func (l *Linear) base(y, x []float32, rows int) {
+	if l.Q != nil {
+		nf4.MatMulT(y, x, l.Q, rows, false)
+		return
+	}
+	kernels.MatMulT(y, x, l.W, rows, l.Out, l.In, false)
+}
+
+// Quantize replaces the float32 weight by its NF4 form (bitsandbytes
+// semantics, double quantization).
+func (l *Linear) Quantize() error {
+	if l.Q != nil {
+		return nil
+	}
+	q, err := nf4.Quantize(l.W, l.Out, l.In)
+	if err != nil {
+		return err
+	}
+	l.Q, l.W = q, nil
+	return nil
+}
+
+// Dequantize turns an NF4 weight back into float32 (before a merge).
+func (l *Linear) Dequantize() {
+	if l.Q == nil {
+		return
+	}
+	l.W = make([]float32, l.Out*l.In)
+	l.Q.Dequantize(l.W)
+	l.Q = nil
+}
+
 // Forward computes y [rows, Out] from x [rows, In].
 func (l *Linear) Forward(y, x []float32, rows int) {
-	kernels.MatMulT(y, x, l.W, rows, l.Out, l.In, false)
+	l.base(y, x, rows)
 	if l.B != nil {
 		for r := 0; r < rows; r++ {
 			kernels.Axpy(1, l.B, y[r*l.Out:(r+1)*l.Out])
@@ -87,7 +124,11 @@ func dropMask(seed, i uint64, p float32) bool {
 //	dx += du·A ⊙ mask/(1−p)
 func (l *Linear) Backward(dx, dy, x []float32, rows int, accumulate bool) {
 	if dx != nil {
-		kernels.MatMul(dx, dy, l.W, rows, l.In, l.Out, accumulate)
+		if l.Q != nil {
+			nf4.MatMul(dx, dy, l.Q, rows, accumulate)
+		} else {
+			kernels.MatMul(dx, dy, l.W, rows, l.In, l.Out, accumulate)
+		}
 	}
 	m := l.LoRA
 	if m == nil {
@@ -127,7 +168,15 @@ func (l *Linear) Backward(dx, dy, x []float32, rows int, accumulate bool) {
 }
 
 // Params is the number of scalars in W and B.
-func (l *Linear) Params() int { return len(l.W) + len(l.B) }
+func (l *Linear) Params() int { return l.Out*l.In + len(l.B) }
+
+// WeightBytes is the memory the frozen weight takes.
+func (l *Linear) WeightBytes() int {
+	if l.Q != nil {
+		return l.Q.Bytes()
+	}
+	return 4 * len(l.W)
+}
 
 // Segment applies one LoRA module to rows [Lo, Hi) of a batch.
 type Segment struct {
@@ -141,7 +190,7 @@ type Segment struct {
 // for the whole batch, the adapters add only rank-r work). Rows outside every
 // segment get the base layer alone. l.LoRA is ignored.
 func (l *Linear) ForwardSegments(y, x []float32, rows int, segs []Segment) {
-	kernels.MatMulT(y, x, l.W, rows, l.Out, l.In, false)
+	l.base(y, x, rows)
 	if l.B != nil {
 		for r := 0; r < rows; r++ {
 			kernels.Axpy(1, l.B, y[r*l.Out:(r+1)*l.Out])

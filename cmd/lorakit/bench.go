@@ -31,6 +31,7 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure kernels, decoding and training on random weights of a named shape",
 	}
 	cmd.AddCommand(newBenchMatmulCmd(), newBenchDecodeCmd(), newBenchTrainCmd())
+	cmd.AddCommand(newBenchServeCmd())
 	return cmd
 }
 
@@ -121,7 +122,15 @@ func benchModel(shape, path string) (*llama.Model, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return llama.NewRandom(cfg, 1), shape + " (random weights)", nil
+	m := llama.NewRandom(cfg, 1)
+	if err := applyQuantize(m); err != nil {
+		return nil, "", err
+	}
+	name := shape + " (random weights)"
+	if quantizeAtLoad != "" {
+		name = shape + " (random weights, " + quantizeAtLoad + ")"
+	}
+	return m, name, nil
 }
 
 func randomIDs(rng *rand.Rand, n, vocab int) []int {

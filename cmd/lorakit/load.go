@@ -62,7 +62,32 @@ func resolveSource(path string) (model.Source, error) {
 	return nil, fmt.Errorf("model %s: not a Hugging Face folder (config.json + safetensors) or a .gguf file", path)
 }
 
+// quantizeAtLoad is --quantize: "" (as stored) or "nf4".
+var quantizeAtLoad string
+
+// applyQuantize quantizes a freshly loaded model as --quantize asks.
+func applyQuantize(m *llama.Model) error {
+	switch quantizeAtLoad {
+	case "":
+		return nil
+	case "nf4":
+		return m.QuantizeNF4()
+	}
+	return fmt.Errorf("--quantize %q: only nf4 is supported", quantizeAtLoad)
+}
+
 func loadModel(path string) (*loadedModel, error) {
+	lm, err := loadModelAsStored(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyQuantize(lm.Model); err != nil {
+		return nil, err
+	}
+	return lm, nil
+}
+
+func loadModelAsStored(path string) (*loadedModel, error) {
 	if strings.EqualFold(filepath.Ext(path), ".gguf") {
 		m, info, err := llama.LoadGGUF(path)
 		if err != nil {

@@ -52,9 +52,11 @@ func newRoot() *cobra.Command {
 			}
 		},
 	}
+	root.PersistentFlags().StringVar(&quantizeAtLoad, "quantize", "", "quantize the base model's projections at load: nf4 (QLoRA; norms, embeddings and lm_head stay float32)")
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
 	root.PersistentFlags().IntVar(&threads, "threads", 0, "threads for the kernels (default: LORAKIT_THREADS or all cores)")
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	root.AddCommand(newGenerateCmd(), newTokenizeCmd(), newEvalCmd(), newInspectCmd(), newDemoCmd(), newTrainCmd(), newBenchCmd(), newMergeCmd())
+	root.AddCommand(newServeCmd())
 	return root
 }

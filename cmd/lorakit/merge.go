@@ -66,6 +66,7 @@ func mergeAttached(m *llama.Model) error {
 	for _, l := range m.Layers {
 		for _, p := range l.Projections() {
 			if mod := p.Linear.LoRA; mod != nil {
+				p.Linear.Dequantize() // an NF4 base merges into full precision
 				mod.Delta(p.Linear.W, 1)
 				p.Linear.LoRA = nil
 			}

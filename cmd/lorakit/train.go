@@ -92,7 +92,7 @@ func overlayFlags(cfg, fl *train.Config, flags *pflag.FlagSet) error {
 	flags.Visit(func(f *pflag.Flag) {
 		if i, ok := byName[f.Name]; ok {
 			dst.Field(i).Set(src.Field(i))
-		} else if f.Name != "config" && f.Name != "threads" && f.Name != "verbose" && f.Name != "cpuprofile" {
+		} else if f.Name != "config" && f.Name != "threads" && f.Name != "verbose" && f.Name != "cpuprofile" && f.Name != "quantize" {
 			err = fmt.Errorf("flag --%s has no config field", f.Name)
 		}
 	})

@@ -95,7 +95,39 @@ func (m *Model) delta(a *lora.Adapter, sign float32) error {
 		return err
 	}
 	for name, mod := range a.Modules {
-		mod.Delta(m.linearByName(name).W, sign)
+		l := m.linearByName(name)
+		// Merging into an NF4 weight dequantizes it first: the merged
+		// model is full precision (quality first; requantize explicitly).
+		l.Dequantize()
+		mod.Delta(l.W, sign)
 	}
 	return nil
+}
+
+// QuantizeNF4 stores the seven projections of every layer in NF4 (QLoRA's
+// frozen base); embeddings, norms and lm_head stay in float32.
+func (m *Model) QuantizeNF4() error {
+	for i, l := range m.Layers {
+		for _, p := range l.Projections() {
+			if err := p.Linear.Quantize(); err != nil {
+				return fmt.Errorf("quantize layer %d %s: %w", i, p.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// WeightBytes is the memory of all weights as held (NF4 counted packed).
+func (m *Model) WeightBytes() int {
+	n := 4 * (len(m.Embed) + len(m.Norm))
+	for _, l := range m.Layers {
+		n += 4 * (len(l.AttnNorm) + len(l.MLPNorm) + len(l.QNorm) + len(l.KNorm))
+		for _, p := range l.Projections() {
+			n += p.Linear.WeightBytes() + 4*len(p.Linear.B)
+		}
+	}
+	if !m.Config.TieEmbeddings {
+		n += m.LMHead.WeightBytes()
+	}
+	return n
 }

@@ -19,7 +19,12 @@ func (m *Model) Tensors() []NamedTensor {
 	for i, l := range m.Layers {
 		p := fmt.Sprintf("model.layers.%d.", i)
 		for _, pl := range l.Projections() {
-			out = append(out, NamedTensor{p + pl.Name + ".weight", []int{pl.Linear.Out, pl.Linear.In}, pl.Linear.W})
+			w := pl.Linear.W
+			if pl.Linear.Q != nil { // NF4: written dequantized
+				w = make([]float32, pl.Linear.Out*pl.Linear.In)
+				pl.Linear.Q.Dequantize(w)
+			}
+			out = append(out, NamedTensor{p + pl.Name + ".weight", []int{pl.Linear.Out, pl.Linear.In}, w})
 			if pl.Linear.B != nil {
 				out = append(out, NamedTensor{p + pl.Name + ".bias", []int{pl.Linear.Out}, pl.Linear.B})
 			}
