@@ -1,11 +1,13 @@
-// Package engine runs models for users: the generation loop now, the
-// adapter cache and the batching scheduler later.
+// Package engine runs models for users: single-sequence generation
+// (Generate), the adapter registry (Registry) and the continuous-batching
+// scheduler (Engine) that serves many adapters over one base model, one
+// forward pass per step for every running sequence.
 package engine
 
 import (
 	"context"
 	"fmt"
-	"strings"
+	"time"
 
 	"github.com/lorakit/lorakit/kvcache"
 	"github.com/lorakit/lorakit/model/llama"
@@ -29,6 +31,10 @@ type Result struct {
 	Tokens       []int  // generated ids, EOS excluded
 	PromptTokens int    // prompt length in tokens
 	FinishReason string // "stop" (EOS or stop string) or "length"
+	// Timing, filled in by the Engine: from Submit to the first generated
+	// token, and from the first to the last one (a token that ended the
+	// sequence, such as EOS, counts).
+	FirstToken, Decoding time.Duration
 }
 
 // Generate decodes after prompt until an EOS token, a stop string or MaxTokens,
@@ -44,31 +50,15 @@ func Generate(ctx context.Context, m *llama.Model, tok *tokenizer.Tokenizer, pro
 	res := Result{PromptTokens: len(prompt), FinishReason: "length"}
 	cache := m.NewCache()
 	sampler := sample.New(opt.Sample)
-	stream := tok.NewStreamDecoder(false)
-	var text strings.Builder // all final text so far
-	emitted := 0             // bytes of text already passed to onText
-	history := append([]int(nil), prompt...)
-	next := prompt
+	out := newTextOut(tok, opt.Stop)
 	emit := func(final bool) error {
-		s := text.String()
-		if cut, ok := findStop(s, opt.Stop); ok {
-			s = s[:cut]
-			final = true
-		}
-		upto := len(s)
-		if !final {
-			upto -= holdBack(s, opt.Stop)
-		}
-		if upto > emitted {
-			if onText != nil {
-				if err := onText(s[emitted:upto]); err != nil {
-					return err
-				}
-			}
-			emitted = upto
+		if s := out.ready(final); s != "" && onText != nil {
+			return onText(s)
 		}
 		return nil
 	}
+	history := append([]int(nil), prompt...)
+	next := prompt
 	for len(res.Tokens) < opt.MaxTokens {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -85,61 +75,20 @@ func Generate(ctx context.Context, m *llama.Model, tok *tokenizer.Tokenizer, pro
 		res.Tokens = append(res.Tokens, id)
 		history = append(history, id)
 		next = []int{id}
-		text.WriteString(stream.Add(id))
-		if _, ok := findStop(text.String(), opt.Stop); ok {
-			res.FinishReason = "stop"
+		if out.add(id) {
 			break
 		}
 		if err := emit(false); err != nil {
 			return res, err
 		}
 	}
-	text.WriteString(stream.Flush())
+	out.flush()
 	if err := emit(true); err != nil {
 		return res, err
 	}
-	res.Text = text.String()
-	if cut, ok := findStop(res.Text, opt.Stop); ok {
-		res.Text = res.Text[:cut]
+	res.Text = out.final()
+	if out.stopped() {
 		res.FinishReason = "stop"
 	}
 	return res, nil
-}
-
-func contains(ids []int, id int) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
-}
-
-// findStop returns where the earliest stop string starts in s.
-func findStop(s string, stops []string) (int, bool) {
-	best, found := len(s), false
-	for _, st := range stops {
-		if st == "" {
-			continue
-		}
-		if i := strings.Index(s, st); i >= 0 && i < best {
-			best, found = i, true
-		}
-	}
-	return best, found
-}
-
-// holdBack is how many trailing bytes of s could be the start of a stop string
-// and so must not be streamed yet.
-func holdBack(s string, stops []string) int {
-	n := 0
-	for _, st := range stops {
-		for k := min(len(st)-1, len(s)); k > n; k-- {
-			if strings.HasSuffix(s, st[:k]) {
-				n = k
-				break
-			}
-		}
-	}
-	return n
 }

@@ -129,7 +129,7 @@ SIGTERM or SIGINT stops accepting and drains in-flight requests.`,
 	f.StringVar(&addr, "addr", "127.0.0.1:8080", "listen address")
 	f.StringVar(&name, "name", "", "the base model's name in requests (default: the model folder's name)")
 	f.IntVar(&maxLoaded, "max-loaded", 64, "adapters held in memory at most (LRU)")
-	f.IntVar(&maxBatch, "max-batch", 32, "sequences per forward step at most")
+	f.IntVar(&maxBatch, "max-batch", 64, "sequences per forward step at most")
 	f.IntVar(&maxQueue, "max-queue", 256, "requests waiting for a slot at most (then 429)")
 	f.IntVar(&ctxLen, "ctx", 0, "context length: prompt + max_tokens at most (default: the model's)")
 	f.IntVar(&maxStepTokens, "max-step-tokens", 0, "tokens per forward step at most, prefill chunks included (default: max(512, 2·max-batch))")

@@ -1,0 +1,351 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lorakit/lorakit/lora"
+)
+
+func newTestEngine(t *testing.T, f *fakeModel, cfg Config) *Engine {
+	t.Helper()
+	e, err := New(f, fakeSpec, tinyBrownTokenizer(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e.Shutdown(ctx)
+	})
+	return e
+}
+
+// fakeAdapters makes n distinct adapter values the fake tells apart.
+func fakeAdapters(f *fakeModel, n int) []*lora.Adapter {
+	out := make([]*lora.Adapter, n)
+	for i := range out {
+		out[i] = &lora.Adapter{}
+		f.shift[out[i]] = i + 1
+	}
+	return out
+}
+
+// TestBatchedOutputs: many requests over several adapters (and the base),
+// submitted at once, each get exactly their own sequence; every step keeps
+// same-adapter sequences adjacent; Forward is never called concurrently;
+// Release runs once per request.
+func TestBatchedOutputs(t *testing.T) {
+	f := newFake(fakeSpec.Vocab)
+	ads := fakeAdapters(f, 5)
+	e := newTestEngine(t, f, Config{MaxBatch: 8, MaxStepTokens: 20})
+	type job struct {
+		a      *lora.Adapter
+		name   string
+		prompt []int
+		n      int
+	}
+	var jobs []job
+	for i := 0; i < 30; i++ {
+		var a *lora.Adapter
+		name := ""
+		if i%6 != 5 {
+			a, name = ads[i%5], fmt.Sprintf("a%d", i%5)
+		}
+		p := make([]int, 1+i%13)
+		for j := range p {
+			p[j] = 100 + (i*31+j*17)%900
+		}
+		jobs = append(jobs, job{a, name, p, 1 + (i*7)%20})
+	}
+	var released sync.WaitGroup
+	released.Add(len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var once sync.Once
+			s, err := e.Submit(context.Background(), &Request{
+				ID: fmt.Sprint(i), Adapter: j.name, LoRA: j.a, Prompt: j.prompt, MaxTokens: j.n,
+				Release: func() { once.Do(released.Done) },
+			})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res, err := s.Wait(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			want := f.expected(j.a, j.prompt, j.n)
+			if !slices.Equal(res.Tokens, want) || res.FinishReason != "length" || res.PromptTokens != len(j.prompt) {
+				t.Errorf("job %d: got %v (%s), want %v", i, res.Tokens, res.FinishReason, want)
+			}
+			if res.Text != tinyBrownTokenizer(t).Decode(want, tokDecodeOpts) {
+				t.Errorf("job %d: text %q", i, res.Text)
+			}
+		}()
+	}
+	wg.Wait()
+	released.Wait()
+	if f.concurrent.Load() {
+		t.Fatal("Forward was called concurrently")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	maxSize := 0
+	for si, st := range f.steps {
+		maxSize = max(maxSize, len(st))
+		seen := map[*lora.Adapter]bool{}
+		for i, a := range st {
+			if i > 0 && st[i-1] == a {
+				continue
+			}
+			if seen[a] {
+				t.Fatalf("step %d: adapter segments not adjacent: %v", si, st)
+			}
+			seen[a] = true
+		}
+	}
+	if maxSize < 2 || maxSize > 8 {
+		t.Fatalf("largest batch %d, want 2..8 (MaxBatch 8)", maxSize)
+	}
+}
+
+// TestQueueFull: beyond MaxBatch running and MaxQueue waiting, Submit
+// refuses at once.
+func TestQueueFull(t *testing.T) {
+	f := newFake(fakeSpec.Vocab)
+	gate := make(chan struct{})
+	f.gate = gate
+	e := newTestEngine(t, f, Config{MaxBatch: 1, MaxQueue: 2, MaxStepTokens: 8})
+	defer close(gate)
+	var streams []*Stream
+	for i := 0; i < 3; i++ {
+		s, err := e.Submit(context.Background(), &Request{Prompt: []int{5}, MaxTokens: 1})
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		streams = append(streams, s)
+		if i == 0 {
+			waitFor(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.steps) == 1 })
+		}
+	}
+	released := false
+	_, err := e.Submit(context.Background(), &Request{Prompt: []int{5}, MaxTokens: 1, Release: func() { released = true }})
+	if !errors.Is(err, ErrQueueFull) || !released {
+		t.Fatalf("4th request: err %v released %v, want ErrQueueFull and released", err, released)
+	}
+	for _, s := range streams {
+		s.Cancel()
+	}
+}
+
+// TestCancelFreesSlot: cancelling a running request frees its slot at the
+// next step, and a queued request cancelled before it runs never runs.
+func TestCancelFreesSlot(t *testing.T) {
+	f := newFake(fakeSpec.Vocab)
+	f.delay = time.Millisecond
+	e := newTestEngine(t, f, Config{MaxBatch: 1, MaxStepTokens: 8})
+	long, err := e.Submit(context.Background(), &Request{Prompt: []int{5}, MaxTokens: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	queued, err := e.Submit(ctx, &Request{Prompt: []int{6}, MaxTokens: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := queued.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled queued request: %v", err)
+	}
+	if _, _, err := long.Next(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	long.Cancel()
+	t0 := time.Now()
+	short, err := e.Submit(context.Background(), &Request{Prompt: []int{7}, MaxTokens: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := short.Wait(context.Background())
+	if err != nil || len(res.Tokens) != 2 {
+		t.Fatalf("short after cancel: %v %v", res, err)
+	}
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Fatalf("the slot was not freed promptly: %v", d)
+	}
+	if r, err := long.Wait(context.Background()); !errors.Is(err, context.Canceled) || len(r.Tokens) >= 400 {
+		t.Fatalf("cancelled long request: %d tokens, %v", len(r.Tokens), err)
+	}
+}
+
+// TestFairAcrossAdapters: with one slot, a backlog for one adapter does not
+// make a later request for another adapter wait behind all of it.
+func TestFairAcrossAdapters(t *testing.T) {
+	f := newFake(fakeSpec.Vocab)
+	ads := fakeAdapters(f, 2)
+	gate := make(chan struct{})
+	f.gate = gate
+	e := newTestEngine(t, f, Config{MaxBatch: 1, MaxQueue: 64, MaxStepTokens: 8})
+	var mu sync.Mutex
+	var order []string
+	var wg sync.WaitGroup
+	submit := func(name string, a *lora.Adapter) {
+		s, err := e.Submit(context.Background(), &Request{Adapter: name, LoRA: a, Prompt: []int{9}, MaxTokens: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Wait(context.Background()); err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			order = append(order, name)
+			mu.Unlock()
+		}()
+	}
+	submit("A", ads[0])
+	waitFor(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.steps) == 1 })
+	for i := 0; i < 10; i++ {
+		submit("A", ads[0])
+	}
+	submit("B", ads[1])
+	submit("B", ads[1])
+	go func() {
+		for range 13 {
+			gate <- struct{}{}
+		}
+	}()
+	wg.Wait()
+	// Completion order with one slot is admission order.
+	first := slices.Index(order, "B")
+	if first < 0 || first > 3 {
+		t.Fatalf("B waited behind the A backlog: %v", order)
+	}
+}
+
+// TestKVBudget: admission never reserves more KV memory than the budget.
+func TestKVBudget(t *testing.T) {
+	f := newFake(fakeSpec.Vocab)
+	f.delay = time.Millisecond
+	per := int64(10) * fakeSpec.KVBytesPerToken() // prompt 2 + max_tokens 8
+	e := newTestEngine(t, f, Config{MaxBatch: 16, MaxStepTokens: 64, ContextLen: 10, KVBudget: 3 * per})
+	var wg sync.WaitGroup
+	for i := 0; i < 12; i++ {
+		s, err := e.Submit(context.Background(), &Request{Prompt: []int{1, 2}, MaxTokens: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Wait(context.Background()) }()
+	}
+	wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, n := range f.sizes {
+		if n > 3 {
+			t.Fatalf("step %d ran %d sequences; the budget holds 3", i, n)
+		}
+	}
+}
+
+// TestContextLimits: requests that cannot fit the window are refused.
+func TestContextLimits(t *testing.T) {
+	f := newFake(fakeSpec.Vocab)
+	e := newTestEngine(t, f, Config{ContextLen: 16})
+	var cl *ContextLengthError
+	if _, err := e.Submit(context.Background(), &Request{Prompt: make([]int, 16), MaxTokens: 1}); !errors.As(err, &cl) {
+		t.Fatalf("prompt of the whole context: %v", err)
+	}
+	if _, err := e.Submit(context.Background(), &Request{Prompt: make([]int, 4), MaxTokens: 1 << 40}); !errors.As(err, &cl) {
+		t.Fatalf("huge max_tokens: %v", err)
+	}
+	if _, err := e.Submit(context.Background(), &Request{Prompt: []int{fakeSpec.Vocab}, MaxTokens: 1}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("token outside the vocabulary: %v", err)
+	}
+	if _, err := e.Submit(context.Background(), &Request{Prompt: nil, MaxTokens: 1}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("empty prompt: %v", err)
+	}
+}
+
+// TestForwardFailure: a failing forward fails the requests of that step with
+// an error and the engine keeps serving.
+func TestForwardFailure(t *testing.T) {
+	f := newFake(fakeSpec.Vocab)
+	f.fail = errors.New("boom")
+	e := newTestEngine(t, f, Config{})
+	s, err := e.Submit(context.Background(), &Request{Prompt: []int{3}, MaxTokens: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Wait(context.Background()); err == nil {
+		t.Fatal("want an error")
+	}
+	f.mu.Lock()
+	f.fail = nil
+	f.mu.Unlock()
+	s, err = e.Submit(context.Background(), &Request{Prompt: []int{3}, MaxTokens: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShutdown: in-flight requests finish, new ones are refused; past the
+// deadline the rest fail with ErrShuttingDown.
+func TestShutdown(t *testing.T) {
+	f := newFake(fakeSpec.Vocab)
+	f.delay = 2 * time.Millisecond
+	e := newTestEngine(t, f, Config{MaxBatch: 2})
+	a, err := e.Submit(context.Background(), &Request{Prompt: []int{3}, MaxTokens: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Submit(context.Background(), &Request{Prompt: []int{3}, MaxTokens: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(5 * time.Millisecond)
+		if _, err := e.Submit(context.Background(), &Request{Prompt: []int{3}, MaxTokens: 1}); !errors.Is(err, ErrShuttingDown) {
+			t.Errorf("submit while draining: %v", err)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err = e.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if r, err := a.Wait(context.Background()); err != nil || len(r.Tokens) != 5 {
+		t.Fatalf("short request: %v %v", r, err)
+	}
+	if _, err := b.Wait(context.Background()); !errors.Is(err, ErrShuttingDown) {
+		t.Fatalf("long request: %v", err)
+	}
+	if _, err := e.Submit(context.Background(), &Request{Prompt: []int{3}, MaxTokens: 1}); !errors.Is(err, ErrShuttingDown) {
+		t.Fatalf("submit after shutdown: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting")
+		}
+	}
+}
