@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -114,11 +116,59 @@ func newDemoCmd() *cobra.Command {
 			}
 			fmt.Fprintf(out, "  h_test perplexity: base %.4f -> adapter %.4f (%.1f%% lower)\n",
 				base["h_test"], ev.Perplexity, 100*(1-ev.Perplexity/base["h_test"]))
-			return nil
+			lm.Model.Detach()
+			return demoServe(cmd.Context(), out, lm, trained)
 		},
 	}
 	cmd.Flags().IntVar(&maxTokens, "max-tokens", 48, "tokens to generate per prompt")
-	cmd.Flags().IntVar(&trainSteps, "train-steps", 40, "LoRA training steps on h_train (0 skips training)")
+	cmd.Flags().IntVar(&trainSteps, "train-steps", 100, "LoRA training steps on h_train (0 skips training)")
 	cmd.Flags().StringVar(&adapterDir, "adapter-out", "", "where to write the demo adapter (default: a new temporary folder)")
 	return cmd
+}
+
+// demoServe runs the serving engine over the base model and sends it two
+// requests at once, one for the base and one for the trained adapter: they
+// share one batched forward per step, each with its own adapter.
+func demoServe(ctx context.Context, out io.Writer, lm *loadedModel, a *lora.Adapter) error {
+	eng, err := engine.New(lm.Model, engine.SpecOf(lm.Model), lm.Tok, engine.Config{MaxBatch: 4})
+	if err != nil {
+		return err
+	}
+	defer eng.Shutdown(context.Background())
+	const prompt = "The Secretary of the Treasury shall"
+	fmt.Fprintf(out, "\nserving the base model and the adapter together (one batch), greedy, prompt %q:\n", prompt)
+	type answer struct {
+		text string
+		err  error
+	}
+	names := []string{"base", "h-adapter"}
+	adapters := []*lora.Adapter{nil, a}
+	answers := make([]chan answer, 2)
+	for i := range answers {
+		answers[i] = make(chan answer, 1)
+		st, err := eng.Submit(ctx, &engine.Request{ID: names[i], Adapter: map[bool]string{true: "", false: names[i]}[i == 0], LoRA: adapters[i],
+			Prompt: lm.encodePrompt(prompt), MaxTokens: 32, EOS: lm.eosIDs()})
+		if err != nil {
+			return err
+		}
+		go func(i int) {
+			var b strings.Builder
+			for {
+				t, done, err := st.Next(ctx)
+				b.WriteString(t)
+				if done || err != nil {
+					answers[i] <- answer{b.String(), err}
+					return
+				}
+			}
+		}(i)
+	}
+	for i, ch := range answers {
+		ans := <-ch
+		if ans.err != nil {
+			return ans.err
+		}
+		fmt.Fprintf(out, "  %-9s | %s%s\n", names[i], prompt, strings.ReplaceAll(ans.text, "\n", " "))
+	}
+	return nil
 }
