@@ -13,18 +13,21 @@ import (
 // (nc, kc) block B is packed into panels of nr columns stored k-major
 // (panel[p*nr+j]), for each (mc, kc) block A into panels of mr rows
 // (panel[p*mr+i]), both zero-padded to whole panels, and a register-blocked
-// micro-kernel computes each mr×nr tile of C from one A panel and one B panel:
-// the B panel (kc·nr floats) stays in L1, the A block (mc·kc) in L2 and the B
-// block (kc·nc) in L3. The operands' layouts only change how they are packed,
-// so MatMulT (B = wᵀ), MatMul (B = w) and MatMulTN (A = aᵀ) share everything
-// else.
+// micro-kernel computes each mr×nr tile of C from one A panel and one B panel
+// (broadcasting A, loading B as vectors). The packed A block stays in L2 and
+// is swept once per B panel; the B block sits in L3. When each A block would
+// serve only one or two B panels (n small, as with LoRA's rank-r factors) A
+// is not packed but read in place by a kernel variant. The operands' layouts
+// only change how they are packed, so MatMulT (B = wᵀ), MatMul (B = w) and
+// MatMulTN (A = aᵀ) share everything else. MatMulT with m ≤ gemvMaxM (decode)
+// skips all this and streams w through dot-product kernels.
 //
 // Determinism: every element of C is computed the same way wherever it lies
 // in the partition: one accumulator summing its kc block in k order (one FMA
 // per step), then C = acc for the first block (unless accumulating) and
-// C = C + acc for the others. The block boundaries depend only on k, and the
-// threads split C over rows or columns only, so results are bit-identical for
-// any thread count.
+// C = C + acc for the others. The block boundaries depend only on k, the
+// kernel variant only on the shape, and the threads split C over rows or
+// columns only, so results are bit-identical for any thread count.
 
 // gemmImpl is one instruction-set variant of the micro-kernel with its blocking.
 type gemmImpl struct {
@@ -116,7 +119,19 @@ type gemmBuf struct {
 	a, b, t []float32
 }
 
-var gemmBufs sync.Pool
+// gemmBufPools keeps one pool of packing buffers per micro-kernel variant:
+// products of both variants alternate in every forward (wide projections,
+// narrow rank-r LoRA products), and a single pool would discard and re-zero
+// an 8 MB buffer at nearly every call.
+var gemmBufPools sync.Map // *gemmImpl → *sync.Pool
+
+func bufPool(im *gemmImpl) *sync.Pool {
+	if p, ok := gemmBufPools.Load(im); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := gemmBufPools.LoadOrStore(im, new(sync.Pool))
+	return p.(*sync.Pool)
+}
 
 // gemmBufSlack floats after each packing buffer absorb the wide stores of
 // the vector packers.
@@ -124,7 +139,7 @@ const gemmBufSlack = 16
 
 func getGemmBuf(im *gemmImpl) *gemmBuf {
 	na, nb := im.mcb()*im.kc+gemmBufSlack, im.ncb()*im.kc+gemmBufSlack
-	if v := gemmBufs.Get(); v != nil {
+	if v := bufPool(im).Get(); v != nil {
 		if bf := v.(*gemmBuf); bf.im == im && len(bf.a) == na && len(bf.b) == nb {
 			return bf
 		}
@@ -181,7 +196,7 @@ func gemm(g *gemmArgs) {
 		g.unpackA = im.kernelU != nil && g.n <= unpackedAMaxPanels*im.nr
 		bf := getGemmBuf(im)
 		gemmBlock(g, bf, 0, g.m, 0, g.n)
-		gemmBufs.Put(bf)
+		bufPool(bf.im).Put(bf)
 		return
 	}
 	j := gemmJobs.Get().(*gemmJob)
@@ -224,7 +239,7 @@ func (j *gemmJob) do(lo, hi int) {
 	} else {
 		gemmBlock(g, bf, lo*g.unit, min(hi*g.unit, g.m), 0, g.n)
 	}
-	gemmBufs.Put(bf)
+	bufPool(bf.im).Put(bf)
 }
 
 // balancedBlock splits n into the fewest blocks of at most max and returns the

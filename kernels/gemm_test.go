@@ -278,7 +278,7 @@ func partitionInvariant(t *testing.T, rng *rand.Rand, im *gemmImpl, m, n, k int)
 				}
 			}
 		}
-		gemmBufs.Put(bf)
+		bufPool(bf.im).Put(bf)
 	}
 }
 
