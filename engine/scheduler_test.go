@@ -42,6 +42,7 @@ func fakeAdapters(f *fakeModel, n int) []*lora.Adapter {
 // Release runs once per request.
 func TestBatchedOutputs(t *testing.T) {
 	f := newFake(fakeSpec.Vocab)
+	f.delay = 2 * time.Millisecond // a step takes time, so submissions pile up into batches
 	ads := fakeAdapters(f, 5)
 	e := newTestEngine(t, f, Config{MaxBatch: 8, MaxStepTokens: 20})
 	type job struct {
