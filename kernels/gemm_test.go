@@ -42,6 +42,11 @@ func withImpl(t *testing.T, f func(t *testing.T, im *gemmImpl)) {
 		small := *im
 		small.name += "-smallblocks"
 		small.kc, small.mc, small.nc = 40, 2*im.mr, 3*im.nr
+		if im.narrow != nil {
+			sn := *im.narrow
+			sn.kc, sn.mc = 40, 2*sn.mr
+			small.narrow = &sn
+		}
 		for _, v := range []*gemmImpl{im, &small} {
 			impl = v
 			t.Run(v.name, func(t *testing.T) { f(t, v) })
