@@ -10,6 +10,8 @@ import (
 	"math"
 	"os"
 	"strings"
+
+	"github.com/lorakit/lorakit/quant/nf4"
 )
 
 // ErrUnsupported marks a configuration lorakit refuses rather than approximates.
@@ -42,6 +44,9 @@ type Config struct {
 	BOSTokenID       int   // -1 when the model defines none
 	EOSTokenIDs      []int // any of them ends generation
 	TorchDType       string
+	// Quantization is "nf4" for a folder whose projections are stored in
+	// bitsandbytes 4-bit NF4 (quantization_config), "" otherwise.
+	Quantization string
 }
 
 // RopeScaling is config.json's rope_scaling; only "llama3" (Llama 3.1+) and
@@ -144,8 +149,12 @@ func ParseConfig(data []byte) (*Config, error) {
 			return nil, fmt.Errorf("config.json: architecture %q: %w (need a *ForCausalLM model)", a, ErrUnsupported)
 		}
 	}
-	if len(quant) > 0 {
-		return nil, fmt.Errorf("config.json: quantization_config: %w (pre-quantized checkpoints are not readable yet)", ErrUnsupported)
+	if len(quant) > 0 && string(quant) != "null" {
+		_, ok, err := nf4.ParseHFQuantizationConfig(quant)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("config.json: quantization_config: %w (lorakit reads bitsandbytes 4-bit NF4 only): %v", ErrUnsupported, err)
+		}
+		c.Quantization = "nf4"
 	}
 	if c.HiddenAct == "" {
 		c.HiddenAct = "silu"
@@ -392,6 +401,9 @@ func (c *Config) HFJSON() ([]byte, error) {
 	}
 	if c.RopeScaling != nil {
 		m["rope_scaling"] = c.RopeScaling
+	}
+	if c.Quantization == "nf4" {
+		m["quantization_config"] = nf4.HFQuantizationConfig(true, "float32", []string{"lm_head"})
 	}
 	if c.SlidingWindow > 0 {
 		m["sliding_window"] = c.SlidingWindow

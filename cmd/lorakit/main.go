@@ -56,7 +56,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
 	root.PersistentFlags().IntVar(&threads, "threads", 0, "threads for the kernels (default: LORAKIT_THREADS or all cores)")
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
-	root.AddCommand(newGenerateCmd(), newTokenizeCmd(), newEvalCmd(), newInspectCmd(), newDemoCmd(), newTrainCmd(), newBenchCmd(), newMergeCmd())
+	root.AddCommand(newGenerateCmd(), newTokenizeCmd(), newEvalCmd(), newInspectCmd(), newDemoCmd(), newTrainCmd(), newBenchCmd(), newMergeCmd(), newQuantizeCmd())
 	root.AddCommand(newServeCmd())
 	return root
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/lorakit/lorakit/kernels"
 	"github.com/lorakit/lorakit/model"
 	"github.com/lorakit/lorakit/nn"
+	"github.com/lorakit/lorakit/quant/nf4"
 )
 
 // Model holds the weights of a decoder-only Llama-family model in float32.
@@ -160,7 +161,41 @@ func (r *reader) get(name string, shape ...int) []float32 {
 }
 
 func (r *reader) linear(prefix string, out, in int, bias bool) *nn.Linear {
-	l := &nn.Linear{In: in, Out: out, W: r.get(prefix+".weight", out, in)}
+	name := prefix + ".weight"
+	if nf4.IsQuantized(name, func(k string) bool { _, ok := r.ts.Tensor(k); return ok }) {
+		return r.quantized(name, prefix, out, in, bias)
+	}
+	l := &nn.Linear{In: in, Out: out, W: r.get(name, out, in)}
+	if bias {
+		l.B = r.get(prefix+".bias", out)
+	}
+	return l
+}
+
+// quantized reads a bitsandbytes NF4 weight (the packed codes and their
+// statistics under the weight's name); the bytes are copied because the file
+// may be unmapped after loading.
+func (r *reader) quantized(name, prefix string, out, in int, bias bool) *nn.Linear {
+	if r.err != nil {
+		return nil
+	}
+	q, err := nf4.FromEntries(name, func(key string) (string, []int, []byte, bool) {
+		t, ok := r.ts.Tensor(key)
+		if !ok {
+			return "", nil, nil, false
+		}
+		r.used[key] = true
+		return string(t.DType), t.Shape, append([]byte(nil), t.Data...), true
+	})
+	if err != nil {
+		r.err = fmt.Errorf("tensor %q: %w", name, err)
+		return nil
+	}
+	if q.Rows != out || q.Cols != in {
+		r.err = fmt.Errorf("tensor %q is a %d×%d NF4 weight, config wants %d×%d", name, q.Rows, q.Cols, out, in)
+		return nil
+	}
+	l := &nn.Linear{In: in, Out: out, Q: q}
 	if bias {
 		l.B = r.get(prefix+".bias", out)
 	}

@@ -54,6 +54,9 @@ type NamedTensor struct {
 type SaveOptions struct {
 	DType         tensor.DType // F32 (default), BF16 or F16
 	MaxShardBytes int64        // 0: one file; otherwise shards as save_pretrained does
+	// KeepNF4 writes NF4 projections in bitsandbytes' 4-bit layout (with
+	// quantization_config in config.json) instead of dequantizing them.
+	KeepNF4 bool
 }
 
 // Save writes config.json and the weights as a Hugging Face folder
@@ -67,7 +70,25 @@ func (m *Model) Save(dir string, opt SaveOptions) error {
 		return err
 	}
 	var ws []safetensors.Writable
+	quantized := map[string]bool{}
+	if opt.KeepNF4 {
+		for i, l := range m.Layers {
+			for _, p := range l.Projections() {
+				if p.Linear.Q == nil {
+					continue
+				}
+				name := fmt.Sprintf("model.layers.%d.%s.weight", i, p.Name)
+				quantized[name] = true
+				for _, e := range p.Linear.Q.Entries(name) {
+					ws = append(ws, safetensors.Writable{Name: e.Name, DType: tensor.DType(e.DType), Shape: e.Shape, Data: e.Data})
+				}
+			}
+		}
+	}
 	for _, t := range m.Tensors() {
+		if quantized[t.Name] {
+			continue
+		}
 		var b []byte
 		switch opt.DType {
 		case tensor.F32:
@@ -82,6 +103,10 @@ func (m *Model) Save(dir string, opt SaveOptions) error {
 		ws = append(ws, safetensors.Writable{Name: t.Name, DType: opt.DType, Shape: t.Shape, Data: b})
 	}
 	cfg := *m.Config
+	cfg.Quantization = ""
+	if len(quantized) > 0 {
+		cfg.Quantization = "nf4"
+	}
 	cfg.TorchDType = map[tensor.DType]string{tensor.F32: "float32", tensor.BF16: "bfloat16", tensor.F16: "float16"}[opt.DType]
 	cj, err := cfg.HFJSON()
 	if err != nil {
