@@ -63,9 +63,6 @@ func (m *Model) linear(st *Step, start []int, li, pi int, l *nn.Linear, y, x []f
 type Activations struct {
 	Pos    []int // [N] position of each row
 	Layers []LayerActs
-	XFinal []float32 // [N, D] residual stream before the final norm
-	RstdF  []float32 // [N]
-	XNormF []float32 // [N, D] input of lm_head
 }
 
 // LayerActs are one layer's saved tensors.
@@ -216,7 +213,6 @@ func (m *Model) head(st *Step, x []float32, start []int) ([]float32, error) {
 	D, V := c.HiddenSize, c.VocabSize
 	N := len(x) / D
 	eps := float32(c.RMSNormEps)
-	acts := st.Acts
 	xn := make([]float32, N*D)
 	// Final norm and lm_head, on every row or on each sequence's last row.
 	rows := N
@@ -231,21 +227,11 @@ func (m *Model) head(st *Step, x []float32, start []int) ([]float32, error) {
 		}
 		x = last
 	}
-	var rstdF []float32
-	if acts != nil {
-		acts.XFinal = clone(x)
-		rstdF = make([]float32, rows)
-	}
-	kernels.RMSNorm(xn[:rows*D], rstdF, x, m.Norm, rows, D, eps)
-	if acts != nil {
-		acts.RstdF, acts.XNormF = rstdF, clone(xn[:rows*D])
-	}
+	kernels.RMSNorm(xn[:rows*D], nil, x, m.Norm, rows, D, eps)
 	logits := make([]float32, rows*V)
 	m.LMHead.Forward(logits, xn[:rows*D], rows)
 	return logits, nil
 }
-
-func clone(x []float32) []float32 { return append([]float32(nil), x...) }
 
 // grow returns *p resized to n, reusing its memory when it is large enough:
 // buffers live across calls so a training step does not fault in fresh pages.
