@@ -3,6 +3,8 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -343,4 +345,33 @@ func BenchmarkMathExp(b *testing.B) {
 		}
 	}
 	_ = s
+}
+
+// TestParallelNested: Parallel calls nested inside each other's chunks, many
+// levels deep and from several goroutines at once, finish and cover every
+// index exactly once (a waiting caller helps instead of blocking the pool).
+func TestParallelNested(t *testing.T) {
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var count [64]atomic.Int32
+			Parallel(8, 1, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					Parallel(8, 1, func(lo2, hi2 int) {
+						for j := lo2; j < hi2; j++ {
+							count[i*8+j].Add(1)
+						}
+					})
+				}
+			})
+			for i := range count {
+				if count[i].Load() != 1 {
+					t.Errorf("index %d ran %d times", i, count[i].Load())
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // The worker pool is persistent: goroutines are started once and parked on a
@@ -21,7 +22,21 @@ type pool struct {
 type poolTask struct {
 	fn     func(lo, hi int)
 	lo, hi int
-	wg     *sync.WaitGroup
+	g      *taskGroup
+}
+
+// taskGroup counts one Parallel call's outstanding chunks; the last to
+// finish closes done.
+type taskGroup struct {
+	pending atomic.Int32
+	done    chan struct{}
+}
+
+func (t poolTask) run() {
+	t.fn(t.lo, t.hi)
+	if t.g.pending.Add(-1) == 0 {
+		close(t.g.done)
+	}
 }
 
 var (
@@ -65,8 +80,7 @@ func getPool() *pool {
 		for i := 0; i < n; i++ {
 			go func() {
 				for t := range p.tasks {
-					t.fn(t.lo, t.hi)
-					t.wg.Done()
+					t.run()
 				}
 			}()
 		}
@@ -77,6 +91,10 @@ func getPool() *pool {
 
 // Parallel splits [0, n) into contiguous chunks of at least grain items and runs
 // fn on them across the pool; the calling goroutine takes the last chunk itself.
+// Calls may nest (a kernel inside another's chunk): a caller waiting for its
+// chunks runs queued chunks itself instead of blocking, and a chunk that finds
+// the queue full runs inline, so every worker waiting can never deadlock the
+// pool. The chunking, and so the result, does not depend on who runs a chunk.
 func Parallel(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
@@ -93,15 +111,27 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	wg.Add(chunks - 1)
+	g := &taskGroup{done: make(chan struct{})}
+	g.pending.Store(int32(chunks - 1))
 	step := (n + chunks - 1) / chunks
 	lo := 0
 	for c := 0; c < chunks-1; c++ {
 		hi := lo + step
-		p.tasks <- poolTask{fn: fn, lo: lo, hi: hi, wg: &wg}
+		t := poolTask{fn: fn, lo: lo, hi: hi, g: g}
+		select {
+		case p.tasks <- t:
+		default:
+			t.run() // the queue is full: do it here rather than block
+		}
 		lo = hi
 	}
 	fn(lo, n)
-	wg.Wait()
+	for {
+		select {
+		case <-g.done:
+			return
+		case t := <-p.tasks:
+			t.run() // help: possibly another call's chunk, never a deadlock
+		}
+	}
 }
