@@ -17,6 +17,7 @@ import (
 type pool struct {
 	workers int
 	tasks   chan poolTask
+	queued  atomic.Int32 // tasks sent and not yet received, for spinners
 }
 
 type poolTask struct {
@@ -77,12 +78,11 @@ func getPool() *pool {
 	poolOnce.Do(func() {
 		n := Threads()
 		p := &pool{workers: n, tasks: make(chan poolTask, 4*n)}
-		for i := 0; i < n; i++ {
-			go func() {
-				for t := range p.tasks {
-					t.run()
-				}
-			}()
+		// The caller of Parallel runs one chunk itself, so n−1 goroutines
+		// keep n threads busy; one more would compete with the caller for
+		// a core while it spins.
+		for i := 0; i < n-1; i++ {
+			go p.work()
 		}
 		sharedPool = p
 	})
@@ -118,20 +118,60 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 	for c := 0; c < chunks-1; c++ {
 		hi := lo + step
 		t := poolTask{fn: fn, lo: lo, hi: hi, g: g}
+		p.queued.Add(1)
 		select {
 		case p.tasks <- t:
 		default:
+			p.queued.Add(-1)
 			t.run() // the queue is full: do it here rather than block
 		}
 		lo = hi
 	}
 	fn(lo, n)
+	// Spin before parking: a decode step issues hundreds of short parallel
+	// loops, and a futex wake-up costs as much as a small chunk's work.
+	// Wait for the workers by spinning first (they are usually a few
+	// microseconds behind); taking their chunks here would serialise them.
+	for i := 0; g.pending.Load() != 0 && i < spinPolls; i++ {
+		cpuPause(8)
+	}
 	for {
 		select {
 		case <-g.done:
 			return
 		case t := <-p.tasks:
+			p.queued.Add(-1)
 			t.run() // help: possibly another call's chunk, never a deadlock
 		}
+	}
+}
+
+// spinPolls is how many times an idle worker (or a caller waiting for its
+// chunks) polls for work before parking on the channel, about 50 µs: long
+// enough to bridge the gap between the kernels of one decode step (as
+// ggml's threads spin), short enough not to burn a core between requests.
+const spinPolls = 1 << 12
+
+func (p *pool) work() {
+	for {
+		for i := 0; i < spinPolls; i++ {
+			if p.queued.Load() <= 0 {
+				cpuPause(8)
+				continue
+			}
+			select {
+			case t := <-p.tasks:
+				p.queued.Add(-1)
+				t.run()
+				i = 0
+			default:
+			}
+		}
+		t, ok := <-p.tasks
+		if !ok {
+			return
+		}
+		p.queued.Add(-1)
+		t.run()
 	}
 }
