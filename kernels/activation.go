@@ -6,13 +6,7 @@ import "math"
 func SiLU(z float32) float32 { return z / (1 + Exp32(-z)) }
 
 // SwiGLU writes dst[i] = silu(gate[i]) · up[i], the Llama MLP's inner product.
-func SwiGLU(dst, gate, up []float32) {
-	up = up[:len(gate)]
-	dst = dst[:len(gate)]
-	for i, g := range gate {
-		dst[i] = SiLU(g) * up[i]
-	}
-}
+func SwiGLU(dst, gate, up []float32) { swiGLU(dst, gate, up) }
 
 // Softmax replaces x by exp(x − max) / Σ exp(x − max) in place; −Inf entries
 // become 0. An all −Inf row becomes all zeros rather than NaN.
@@ -29,13 +23,7 @@ func Softmax(x []float32) {
 		}
 		return
 	}
-	var sum float64
-	for i, v := range x {
-		e := Exp32(v - m)
-		x[i] = e
-		sum += float64(e)
-	}
-	inv := float32(1 / sum)
+	inv := 1 / expScaleSum(x, 1, m)
 	for i := range x {
 		x[i] *= inv
 	}

@@ -27,11 +27,11 @@ func Attention(out, q, k, v []float32, s AttentionShape, probs []float32) {
 		attentionGEMM(out, q, k, v, s, probs)
 		return
 	}
-	AttentionRef(out, q, k, v, s, probs)
+	attentionDecode(out, q, k, v, s, probs)
 }
 
 // AttentionRef is the reference: one dot product per (query, key) pair,
-// parallel over heads and queries. It is also the decode path (NQ small).
+// parallel over heads and queries.
 func AttentionRef(out, q, k, v []float32, s AttentionShape, probs []float32) {
 	d := s.HeadDim
 	rep := s.Heads / s.KVHeads

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The worker pool is persistent: goroutines are started once and parked on a
@@ -128,13 +129,22 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 		lo = hi
 	}
 	fn(lo, n)
-	// Spin before parking: a decode step issues hundreds of short parallel
-	// loops, and a futex wake-up costs as much as a small chunk's work.
-	// Wait for the workers by spinning first (they are usually a few
-	// microseconds behind); taking their chunks here would serialise them.
-	for i := 0; g.pending.Load() != 0 && i < spinPolls; i++ {
-		cpuPause(8)
+	// Chunks still queued when ours is done found no idle worker (on a
+	// loaded machine the workers may not be running at all): run them here.
+	// Then wait for the chunks in progress, spinning first (they usually
+	// finish within microseconds; a futex wake-up costs as much as a small
+	// chunk's work), then parked.
+	for g.pending.Load() != 0 {
+		select {
+		case t := <-p.tasks:
+			p.queued.Add(-1)
+			t.run()
+			continue
+		default:
+		}
+		break
 	}
+	spin(func() bool { return g.pending.Load() == 0 })
 	for {
 		select {
 		case <-g.done:
@@ -146,26 +156,40 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 	}
 }
 
-// spinPolls is how many times an idle worker (or a caller waiting for its
-// chunks) polls for work before parking on the channel, about 50 µs: long
-// enough to bridge the gap between the kernels of one decode step (as
-// ggml's threads spin), short enough not to burn a core between requests.
-const spinPolls = 1 << 12
+// spinTime is how long an idle worker, or a caller waiting for its chunks,
+// polls before parking: long enough to bridge the gaps between the kernels of
+// a decode step (as ggml's threads spin), short enough not to burn a core
+// between requests or steal much from other processes on a loaded machine.
+const spinTime = 30 * time.Microsecond
+
+// spin polls done, with a PAUSE between polls, for up to spinTime.
+func spin(done func() bool) bool {
+	var t0 time.Time
+	for i := 0; ; i++ {
+		if done() {
+			return true
+		}
+		cpuPause(4)
+		if i&63 == 63 {
+			if t0.IsZero() {
+				t0 = time.Now()
+			} else if time.Since(t0) > spinTime {
+				return false
+			}
+		}
+	}
+}
 
 func (p *pool) work() {
 	for {
-		for i := 0; i < spinPolls; i++ {
-			if p.queued.Load() <= 0 {
-				cpuPause(8)
-				continue
-			}
+		if spin(func() bool { return p.queued.Load() > 0 }) {
 			select {
 			case t := <-p.tasks:
 				p.queued.Add(-1)
 				t.run()
-				i = 0
-			default:
+			default: // the caller took it back
 			}
+			continue
 		}
 		t, ok := <-p.tasks
 		if !ok {
