@@ -1,0 +1,44 @@
+package kernels
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// AddLowRank against the reference products, segment by segment: one-row
+// decode segments, long prefill segments, rows outside every segment (left
+// alone), ranks 1..16, and guard slots after y.
+func TestAddLowRankMatchesRef(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, dims := range [][2]int{{24, 40}, {576, 192}, {33, 17}} {
+		in, out := dims[0], dims[1]
+		var segs []LowRank
+		rows := 0
+		for i, n := range []int{1, 1, 3, 0, 12, 1, 8, 9, 2} {
+			if i == 4 {
+				rows += 2 // rows with no adapter
+			}
+			r := 1 + i*15/8
+			a, b := randSlice(rng, r*in), randSlice(rng, out*r)
+			for j := range a {
+				a[j] *= 0.05 // realistic magnitudes: u = x·Aᵀ about 1
+			}
+			segs = append(segs, LowRank{Lo: rows, Hi: rows + n, A: a, B: b, R: r, Scale: 0.5 + float32(i)})
+			rows += n
+		}
+		x := randSlice(rng, rows*in)
+		y := randSlice(rng, rows*out+3)
+		want := append([]float32(nil), y...)
+		for _, s := range segs {
+			n := s.Hi - s.Lo
+			u := make([]float32, n*s.R)
+			MatMulTRef(u, x[s.Lo*in:s.Hi*in], s.A, n, s.R, in, false)
+			for j := range u {
+				u[j] *= s.Scale
+			}
+			MatMulTRef(want[s.Lo*out:s.Hi*out], u, s.B, n, out, s.R, true)
+		}
+		AddLowRank(y[:rows*out], x, in, out, segs)
+		checkClose(t, "AddLowRank", y, want, 1e-4) // float32 sums of ~600 terms, scaled by up to 9
+	}
+}
