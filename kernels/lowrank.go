@@ -6,8 +6,12 @@ package kernels
 type LowRank struct {
 	Lo, Hi int
 	A, B   []float32
-	R      int
-	Scale  float32
+	// BT, if set, is B transposed ([R, out]): the expand step of a short
+	// segment then adds R scaled rows of BT into each row of y (R vector
+	// passes over out) instead of out dot products of length R.
+	BT    []float32
+	R     int
+	Scale float32
 }
 
 // lowRankSmallRows is the largest segment AddLowRank computes on one thread
@@ -66,6 +70,15 @@ func AddLowRank(y, x []float32, in, out int, segs []LowRank) {
 			}
 			for j := range u {
 				u[j] *= s.Scale
+			}
+			if s.BT != nil {
+				if len(s.BT) != out*s.R {
+					panic(ShapeError{"AddLowRank: BT has wrong size"})
+				}
+				for r := 0; r < n; r++ {
+					weightedRowsTo(y[(s.Lo+r)*out:(s.Lo+r+1)*out], u[r*s.R:(r+1)*s.R], s.BT, out, true)
+				}
+				continue
 			}
 			gemvRange(impl, y[s.Lo*out:s.Hi*out], u, s.B, n, out, s.R, 1, 0, out)
 		}

@@ -23,7 +23,16 @@ func TestAddLowRankMatchesRef(t *testing.T) {
 			for j := range a {
 				a[j] *= 0.05 // realistic magnitudes: u = x·Aᵀ about 1
 			}
-			segs = append(segs, LowRank{Lo: rows, Hi: rows + n, A: a, B: b, R: r, Scale: 0.5 + float32(i)})
+			seg := LowRank{Lo: rows, Hi: rows + n, A: a, B: b, R: r, Scale: 0.5 + float32(i)}
+			if i%2 == 1 { // half the segments carry Bᵀ as well
+				seg.BT = make([]float32, r*out)
+				for o := 0; o < out; o++ {
+					for k := 0; k < r; k++ {
+						seg.BT[k*out+o] = b[o*r+k]
+					}
+				}
+			}
+			segs = append(segs, seg)
 			rows += n
 		}
 		x := randSlice(rng, rows*in)

@@ -14,4 +14,4 @@ func expScaleSum512(n int, x *float32, scale, shift float32) float32
 func swiGLU512(n int, dst, gate, up *float32)
 
 //go:noescape
-func weightedRows512(d, nt int, p, v *float32, ldv int, out *float32)
+func weightedRows512(d, nt int, p, v *float32, ldv int, out *float32, add int)

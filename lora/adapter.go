@@ -22,6 +22,8 @@ type Module struct {
 	B            []float32 // [Out, R]
 	Scale        float32   // alpha/r or alpha/sqrt(r)
 	GradA, GradB []float32 // gradients, allocated by training
+
+	bt []float32 // B transposed, built by BT for serving
 }
 
 // Adapter is a set of modules with its PEFT configuration.
