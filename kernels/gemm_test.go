@@ -298,6 +298,9 @@ func TestGEMMNoAllocs(t *testing.T) {
 	noop := func(lo, hi int) {}
 	Parallel(2, 1, noop)
 	parallelAllocs := testing.AllocsPerRun(20, func() { Parallel(2, 1, noop) })
+	if parallelAllocs != 0 && Threads() > 1 {
+		t.Errorf("Parallel allocates %v times per call, want 0", parallelAllocs)
+	}
 	for _, op := range gemmOps {
 		for _, s := range [][3]int{{1, 64, 64}, {3, 100, 70}, {7, 30, 40}, {20, 30, 40}, {1, 4096, 256}, {256, 256, 256}, {600, 300, 400}} {
 			m, n, k := s[0], s[1], s[2]

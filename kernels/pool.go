@@ -27,8 +27,11 @@ type poolTask struct {
 	g      *taskGroup
 }
 
+// groups recycles taskGroups, so a Parallel call allocates nothing.
+var groups = sync.Pool{New: func() any { return &taskGroup{done: make(chan struct{}, 1)} }}
+
 // taskGroup counts one Parallel call's outstanding chunks; the last to
-// finish closes done.
+// finish signals done (a buffered channel, so groups can be reused).
 type taskGroup struct {
 	pending atomic.Int32
 	done    chan struct{}
@@ -37,7 +40,7 @@ type taskGroup struct {
 func (t poolTask) run() {
 	t.fn(t.lo, t.hi)
 	if t.g.pending.Add(-1) == 0 {
-		close(t.g.done)
+		t.g.done <- struct{}{}
 	}
 }
 
@@ -112,7 +115,7 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	g := &taskGroup{done: make(chan struct{})}
+	g := groups.Get().(*taskGroup)
 	g.pending.Store(int32(chunks - 1))
 	step := (n + chunks - 1) / chunks
 	lo := 0
@@ -144,10 +147,15 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 		}
 		break
 	}
-	spin(func() bool { return g.pending.Load() == 0 })
+	if g.pending.Load() == 0 || spin(func() bool { return g.pending.Load() == 0 }) {
+		<-g.done // the last chunk's signal, sent just after its count reached 0
+		groups.Put(g)
+		return
+	}
 	for {
 		select {
 		case <-g.done:
+			groups.Put(g)
 			return
 		case t := <-p.tasks:
 			p.queued.Add(-1)
