@@ -85,7 +85,9 @@ type gemmArgs struct {
 	aKMajor bool // A[i,p] = a[p*lda+i] (MatMulTN) instead of a[i*lda+p]
 	b       []float32
 	ldb     int
-	bNMajor bool // B[p,j] = b[j*ldb+p] (MatMulT) instead of b[p*ldb+j]
+	bNMajor bool     // B[p,j] = b[j*ldb+p] (MatMulT) instead of b[p*ldb+j]
+	b16     []uint16 // B held as 16-bit floats instead of b (matmul16.go)
+	b16Kind half16   // their format; halfNone when B is b
 	c       []float32
 	ldc     int
 	acc     bool
@@ -339,6 +341,10 @@ func packA(g *gemmArgs, dst []float32, i0, mb, p0, kb, mr int) {
 // packB packs depth [p0, p0+kb) and columns [j0, j0+nb) of B into panels of
 // nr columns, each stored k-major (dst[p*nr+j]) and zero-padded to nr columns.
 func packB(g *gemmArgs, dst []float32, p0, kb, j0, nb, nr int) {
+	if g.b16Kind != halfNone {
+		packB16(g, dst, p0, kb, j0, nb, nr)
+		return
+	}
 	if g.bNMajor {
 		g.im.packT(dst, g.b, g.ldb, j0, nb, p0, kb, nr)
 	} else {

@@ -6,6 +6,7 @@ import (
 	"github.com/lorakit/lorakit/kernels"
 	"github.com/lorakit/lorakit/lora"
 	"github.com/lorakit/lorakit/quant/nf4"
+	"github.com/lorakit/lorakit/tensor"
 )
 
 // Linear is y = x·Wᵀ + b + s·B·A·dropout(x): a frozen weight W stored
@@ -13,8 +14,13 @@ import (
 // module (PEFT lora.Linear semantics). Only the LoRA matrices get gradients.
 type Linear struct {
 	In, Out int
-	W       []float32 // [Out, In]; nil when the weight is held quantized in Q
+	W       []float32 // [Out, In]; nil when the weight is held in Q or W16
 	Q       *nf4.Tensor
+	// W16 holds the weight [Out, In] as the raw bits of 16-bit floats of
+	// type W16Type (BF16 or F16), as a BF16 or F16 checkpoint stores it;
+	// the products widen it in registers. Nil unless the weight is so held.
+	W16     []uint16
+	W16Type tensor.DType
 	B       []float32 // [Out], nil when the layer has no bias
 	LoRA    *lora.Module
 	// Dropout on the LoRA branch's input during training (PEFT lora_dropout);
@@ -25,11 +31,19 @@ type Linear struct {
 }
 
 // base computes y = x·Wᵀ with the frozen weight in whichever form it is held:
-// float32, or NF4 dequantized on the fly (QLoRA; the float32 matrix is never
-// materialised).
+// float32, BF16/F16 widened on the fly, or NF4 dequantized on the fly (QLoRA;
+// the float32 matrix is never materialised).
 func (l *Linear) base(y, x []float32, rows int) {
 	if l.Q != nil {
 		nf4.MatMulT(y, x, l.Q, rows, false)
+		return
+	}
+	if l.W16 != nil {
+		if l.W16Type == tensor.F16 {
+			kernels.MatMulTF16(y, x, l.W16, rows, l.Out, l.In, false)
+		} else {
+			kernels.MatMulTBF16(y, x, l.W16, rows, l.Out, l.In, false)
+		}
 		return
 	}
 	kernels.MatMulT(y, x, l.W, rows, l.Out, l.In, false)
@@ -49,8 +63,14 @@ func (l *Linear) Quantize() error {
 	return nil
 }
 
-// Dequantize turns an NF4 weight back into float32 (before a merge).
+// Dequantize turns an NF4 or 16-bit weight back into float32 (before a merge).
 func (l *Linear) Dequantize() {
+	if l.W16 != nil {
+		l.W = make([]float32, len(l.W16))
+		l.widen16(l.W)
+		l.W16, l.W16Type = nil, ""
+		return
+	}
 	if l.Q == nil {
 		return
 	}
@@ -124,9 +144,14 @@ func dropMask(seed, i uint64, p float32) bool {
 //	dx += du·A ⊙ mask/(1−p)
 func (l *Linear) Backward(dx, dy, x []float32, rows int, accumulate bool) {
 	if dx != nil {
-		if l.Q != nil {
+		switch {
+		case l.Q != nil:
 			nf4.MatMul(dx, dy, l.Q, rows, accumulate)
-		} else {
+		case l.W16 != nil && l.W16Type == tensor.F16:
+			kernels.MatMulF16(dx, dy, l.W16, rows, l.In, l.Out, accumulate)
+		case l.W16 != nil:
+			kernels.MatMulBF16(dx, dy, l.W16, rows, l.In, l.Out, accumulate)
+		default:
 			kernels.MatMul(dx, dy, l.W, rows, l.In, l.Out, accumulate)
 		}
 	}
@@ -175,6 +200,9 @@ func (l *Linear) WeightBytes() int {
 	if l.Q != nil {
 		return l.Q.Bytes()
 	}
+	if l.W16 != nil {
+		return 2 * len(l.W16)
+	}
 	return 4 * len(l.W)
 }
 
@@ -196,13 +224,12 @@ func (l *Linear) ForwardSegments(y, x []float32, rows int, segs []Segment) {
 			kernels.Axpy(1, l.B, y[r*l.Out:(r+1)*l.Out])
 		}
 	}
-	for _, s := range segs {
-		m, n := s.M, s.Hi-s.Lo
-		u := make([]float32, n*m.R)
-		kernels.MatMulT(u, x[s.Lo*l.In:s.Hi*l.In], m.A, n, m.R, l.In, false)
-		for i := range u {
-			u[i] *= m.Scale
-		}
-		kernels.MatMulT(y[s.Lo*l.Out:s.Hi*l.Out], u, m.B, n, l.Out, m.R, true)
+	if len(segs) == 0 {
+		return
 	}
+	lr := make([]kernels.LowRank, len(segs))
+	for i, s := range segs {
+		lr[i] = kernels.LowRank{Lo: s.Lo, Hi: s.Hi, A: s.M.A, B: s.M.B, BT: s.M.BT(), R: s.M.R, Scale: s.M.Scale}
+	}
+	kernels.AddLowRank(y, x, l.In, l.Out, lr)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"reflect"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -48,6 +49,14 @@ type Config struct {
 	SaveEvery       int     `yaml:"save-every"` // 0: about ten checkpoints per run
 	KeepCheckpoints int     `yaml:"keep-checkpoints"`
 	Resume          bool    `yaml:"resume"`
+
+	// GradientCheckpointing recomputes each decoder layer's activations in
+	// the backward instead of keeping them (HF gradient_checkpointing): far
+	// less memory for one more forward of the layers, same gradients bit for
+	// bit. nil, the default, means on for a quantized (NF4, QLoRA) base and
+	// off for float32, as QLoRA recipes do; see Checkpointing. It is not part
+	// of the resume config hash: it does not change the result.
+	GradientCheckpointing *bool `yaml:"gradient-checkpointing"`
 }
 
 // Defaults are chosen by experiment on tiny-brown's h_train (README,
@@ -62,12 +71,26 @@ func Defaults() Config {
 	}
 }
 
+// Checkpointing resolves GradientCheckpointing for a base model: an explicit
+// value wins; by default it is on exactly when the base is quantized.
+func (c *Config) Checkpointing(quantized bool) bool {
+	if c.GradientCheckpointing != nil {
+		return *c.GradientCheckpointing
+	}
+	return quantized
+}
+
 // LoadYAML overlays a YAML file on c. Unknown keys are errors (a typo must not
-// silently leave a default in place).
+// silently leave a default in place). A key may also be spelled with
+// underscores (gradient_checkpointing for gradient-checkpointing, as Hugging
+// Face and Axolotl configs write it).
 func (c *Config) LoadYAML(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
+	}
+	if b, err = hyphenateKeys(b); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -116,6 +139,39 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("training config: %s", strings.Join(bad, "; "))
 	}
 	return nil
+}
+
+// hyphenateKeys renames the top-level keys spelled with underscores whose
+// hyphenated form is a Config field. Other keys are left as written (an
+// unknown key is reported by its own name), and a file with nothing to rename
+// is returned unchanged.
+func hyphenateKeys(b []byte) ([]byte, error) {
+	if !bytes.Contains(b, []byte("_")) {
+		return b, nil
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return b, nil
+	}
+	known := map[string]bool{}
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		known[strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]] = true
+	}
+	renamed := false
+	kv := doc.Content[0].Content
+	for i := 0; i < len(kv); i += 2 {
+		if h := strings.ReplaceAll(kv[i].Value, "_", "-"); h != kv[i].Value && known[h] && !known[kv[i].Value] {
+			kv[i].Value, renamed = h, true
+		}
+	}
+	if !renamed {
+		return b, nil
+	}
+	return yaml.Marshal(&doc)
 }
 
 func isProjection(s string) bool {

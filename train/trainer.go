@@ -56,6 +56,9 @@ type Result struct {
 	TokensPerS  float64 // input tokens per second
 	Elapsed     time.Duration
 	ResumedFrom int
+	// GradientCheckpointing is whether activations were recomputed
+	// (Config.Checkpointing for this base).
+	GradientCheckpointing bool
 }
 
 // Metric is one line of metrics.jsonl.
@@ -218,6 +221,12 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	defer r.Model.Detach()
+	prevCkpt := r.Model.GradientCheckpointing()
+	res.GradientCheckpointing = cfg.Checkpointing(r.Model.Quantized())
+	r.Model.SetGradientCheckpointing(res.GradientCheckpointing)
+	defer r.Model.SetGradientCheckpointing(prevCkpt)
+	log.Info("training", "gradient_checkpointing", res.GradientCheckpointing, "quantized_base", r.Model.Quantized())
+	defer LeanGC()()
 	ps, gs, _ := params(r.Adapter)
 	metrics, err := openMetrics(filepath.Join(cfg.Out, "metrics.jsonl"), start)
 	if err != nil {

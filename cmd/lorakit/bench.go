@@ -22,6 +22,8 @@ import (
 	"github.com/lorakit/lorakit/model/llama"
 	"github.com/lorakit/lorakit/nn"
 	"github.com/lorakit/lorakit/sample"
+	"github.com/lorakit/lorakit/tensor"
+	"github.com/lorakit/lorakit/train"
 	"github.com/lorakit/lorakit/train/optim"
 )
 
@@ -150,13 +152,20 @@ func newBenchDecodeCmd() *cobra.Command {
 		Short: "Prefill and decode speed (tokens/s) on random weights of a named shape",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if dtype != "f32" {
-				return fmt.Errorf("--dtype %s: weights are held in float32 for now (bf16/f16 decode is issue 3's work)", dtype)
+			dt, ok := map[string]tensor.DType{"": "", "f32": tensor.F32, "bf16": tensor.BF16, "f16": tensor.F16}[strings.ToLower(dtype)]
+			if !ok {
+				return fmt.Errorf("--dtype %s: want f32, bf16 or f16", dtype)
 			}
 			m, name, err := benchModel(shape, modelPath)
 			if err != nil {
 				return err
 			}
+			if dt != "" {
+				if err := m.ConvertWeights(dt); err != nil {
+					return err
+				}
+			}
+			dtype = strings.ToLower(string(m.WeightDType()))
 			rng := rand.New(rand.NewPCG(3, 4))
 			var pre, dec []float64
 			for r := 0; r < repeats; r++ {
@@ -183,14 +192,14 @@ func newBenchDecodeCmd() *cobra.Command {
 			if asJSON {
 				return emitJSON(out, res)
 			}
-			benchHeader(out, "decode "+name)
+			benchHeader(out, fmt.Sprintf("decode %s %s (%.0f MB of weights)", name, dtype, float64(m.WeightBytes())/1e6))
 			fmt.Fprintf(out, "prefill %d tokens: %.1f tok/s; decode %d tokens: %.1f tok/s (medians of %d)\n", prompt, median(pre), gen, median(dec), repeats)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&shape, "shape", "smollm2-135m", "named shape: "+strings.Join(model.ShapeNames(), ", "))
 	cmd.Flags().StringVar(&modelPath, "model", "", "a real model folder instead of --shape")
-	cmd.Flags().StringVar(&dtype, "dtype", "f32", "weight type")
+	cmd.Flags().StringVar(&dtype, "dtype", "", "hold the weights in f32, bf16 or f16 (default: as loaded; random weights are f32)")
 	cmd.Flags().IntVar(&prompt, "prompt", 128, "prompt tokens")
 	cmd.Flags().IntVar(&gen, "gen", 64, "generated tokens")
 	cmd.Flags().IntVar(&repeats, "repeats", 3, "repeats")
@@ -201,16 +210,21 @@ func newBenchDecodeCmd() *cobra.Command {
 func newBenchTrainCmd() *cobra.Command {
 	var shape, modelPath, targets string
 	var batch, seq, rank, steps int
-	var asJSON bool
+	var asJSON, ckpt bool
 	cmd := &cobra.Command{
 		Use:   "train --shape NAME|--model M --batch B --seq T --rank R --targets LIST",
 		Short: "LoRA training speed: tokens/s of forward+backward+AdamW steps, and peak RSS",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, name, err := benchModel(shape, modelPath)
+			m, name, err := benchTrainModel(shape, modelPath)
 			if err != nil {
 				return err
 			}
+			if !cmd.Flags().Changed("gradient-checkpointing") {
+				ckpt = m.Quantized() // train's default
+			}
+			m.SetGradientCheckpointing(ckpt)
+			defer train.LeanGC()() // as the training loop runs
 			cfg := lora.Config{PeftType: "LORA", R: rank, Alpha: float64(2 * rank), TargetModules: strings.Split(targets, ",")}
 			a, err := lora.New(cfg, m, 1)
 			if err != nil {
@@ -253,13 +267,15 @@ func newBenchTrainCmd() *cobra.Command {
 			rss := peakRSS()
 			out := cmd.OutOrStdout()
 			res := map[string]any{"model": name, "batch": batch, "seq": seq, "rank": rank, "targets": targets, "threads": kernels.Threads(),
-				"tokens_per_s": median(rates), "peak_rss_bytes": rss, "steps": steps, "lora_params": a.Params(), "cpu": cpu.Describe()}
+				"tokens_per_s": median(rates), "peak_rss_bytes": rss, "steps": steps, "lora_params": a.Params(), "cpu": cpu.Describe(),
+				"gradient_checkpointing": ckpt}
 			if asJSON {
 				return emitJSON(out, res)
 			}
 			benchHeader(out, "train "+name)
-			fmt.Fprintf(out, "B=%d T=%d r=%d on %s (%d LoRA parameters): %.1f tokens/s (median of %d steps), peak RSS %s\n",
-				batch, seq, rank, targets, a.Params(), median(rates), steps, humanBytes(int(rss)))
+			onOff := map[bool]string{false: "off", true: "on"}[ckpt]
+			fmt.Fprintf(out, "B=%d T=%d r=%d on %s (%d LoRA parameters), gradient checkpointing %s: %.1f tokens/s (median of %d steps), peak RSS %s\n",
+				batch, seq, rank, targets, a.Params(), onOff, median(rates), steps, humanBytes(int(rss)))
 			return nil
 		},
 	}
@@ -271,7 +287,27 @@ func newBenchTrainCmd() *cobra.Command {
 	cmd.Flags().StringVar(&targets, "targets", "q_proj,k_proj,v_proj,o_proj", "target modules")
 	cmd.Flags().IntVar(&steps, "steps", 5, "timed steps (after one warm-up step)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	cmd.Flags().BoolVar(&ckpt, "gradient-checkpointing", false, gradientCheckpointingHelp)
 	return cmd
+}
+
+// benchTrainModel is benchModel, except that a random NF4 model is quantized
+// layer by layer as it is drawn (llama.NewRandomNF4, the same weights as
+// quantizing NewRandom's), so the float32 projections never inflate the
+// QLoRA peak RSS.
+func benchTrainModel(shape, path string) (*llama.Model, string, error) {
+	if path != "" || quantizeAtLoad != "nf4" {
+		return benchModel(shape, path)
+	}
+	cfg, err := model.NamedShape(shape)
+	if err != nil {
+		return nil, "", err
+	}
+	m, err := llama.NewRandomNF4(cfg, 1)
+	if err != nil {
+		return nil, "", err
+	}
+	return m, shape + " (random weights, nf4)", nil
 }
 
 // peakRSS is the process's peak resident set (VmHWM) in bytes, 0 if unknown.

@@ -96,8 +96,9 @@ func (m *Model) delta(a *lora.Adapter, sign float32) error {
 	}
 	for name, mod := range a.Modules {
 		l := m.linearByName(name)
-		// Merging into an NF4 weight dequantizes it first: the merged
-		// model is full precision (quality first; requantize explicitly).
+		// Merging into an NF4 or 16-bit weight turns it into float32
+		// first: the merged model is full precision (quality first;
+		// requantize or convert explicitly).
 		l.Dequantize()
 		mod.Delta(l.W, sign)
 	}
@@ -105,10 +106,13 @@ func (m *Model) delta(a *lora.Adapter, sign float32) error {
 }
 
 // QuantizeNF4 stores the seven projections of every layer in NF4 (QLoRA's
-// frozen base); embeddings, norms and lm_head stay in float32.
+// frozen base); embeddings, norms and lm_head stay as they are held.
 func (m *Model) QuantizeNF4() error {
 	for i, l := range m.Layers {
 		for _, p := range l.Projections() {
+			if p.Linear.W16 != nil {
+				p.Linear.Dequantize() // NF4 quantizes the float32 values
+			}
 			if err := p.Linear.Quantize(); err != nil {
 				return fmt.Errorf("quantize layer %d %s: %w", i, p.Name, err)
 			}
@@ -119,7 +123,7 @@ func (m *Model) QuantizeNF4() error {
 
 // WeightBytes is the memory of all weights as held (NF4 counted packed).
 func (m *Model) WeightBytes() int {
-	n := 4 * (len(m.Embed) + len(m.Norm))
+	n := 4*(len(m.Embed)+len(m.Norm)) + 2*len(m.Embed16)
 	for _, l := range m.Layers {
 		n += 4 * (len(l.AttnNorm) + len(l.MLPNorm) + len(l.QNorm) + len(l.KNorm))
 		for _, p := range l.Projections() {

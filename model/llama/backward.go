@@ -19,29 +19,35 @@ const headChunk = 64
 // and adds into every attached LoRA module's GradA/GradB the gradient of
 // (summed NLL)/norm. The frozen weights get no gradient. Pass norm = the
 // target count of the whole optimizer step (HF divides the summed token
-// losses of all micro-batches by their total count).
+// losses of all micro-batches by their total count). With gradient
+// checkpointing on (SetGradientCheckpointing) it keeps only each layer's input
+// and recomputes the layer before its backward: same gradients, bit for bit.
 func (m *Model) LossAndGrad(tokens, targets [][]int, norm float64) (sum float64, count int, err error) {
 	c := m.Config
 	D, V := c.HiddenSize, c.VocabSize
 	if len(tokens) != len(targets) {
 		return 0, 0, fmt.Errorf("loss: %d sequences but %d target lists", len(tokens), len(targets))
 	}
-	caches := make([]*kvcache.Seq, len(tokens))
-	var flat []int
+	bs := &m.bscratch
+	flat := bs.flat[:0]
 	for r := range tokens {
 		if len(targets[r]) != len(tokens[r]) {
 			return 0, 0, fmt.Errorf("loss: sequence %d has %d tokens but %d targets", r, len(tokens[r]), len(targets[r]))
 		}
-		caches[r] = m.NewCache()
 		flat = append(flat, targets[r]...)
 	}
+	bs.flat = flat
 	for i, t := range flat {
 		if t != nn.IgnoreIndex && (t < 0 || t >= V) {
 			return 0, 0, fmt.Errorf("loss: target %d at row %d is outside the vocabulary (%d)", t, i, V)
 		}
 	}
+	ckpt := bs.checkpoint
 	acts := &m.acts
-	st := &Step{Caches: caches, Tokens: tokens, Acts: acts}
+	st := &Step{Caches: m.trainCaches(tokens, ckpt), Tokens: tokens, Acts: acts}
+	if ckpt {
+		st.ck = &checkpointing{inputs: acts, layer: -1}
+	}
 	x, start, err := m.forwardLayers(st)
 	if err != nil {
 		return 0, 0, err
@@ -51,7 +57,6 @@ func (m *Model) LossAndGrad(tokens, targets [][]int, norm float64) (sum float64,
 
 	// Head: final norm, lm_head and cross-entropy, chunk by chunk, each chunk's
 	// dlogits turned into dxn at once.
-	bs := &m.bscratch
 	xn := grow(&bs.xnF, N*D)
 	rstdF := grow(&bs.rstdF, N)
 	kernels.RMSNorm(xn, rstdF, x, m.Norm, N, D, eps)
@@ -82,9 +87,15 @@ func (m *Model) LossAndGrad(tokens, targets [][]int, norm float64) (sum float64,
 	}
 	dx := grow(&bs.dx, N*D)
 	clear(dx)
-	kernels.RMSNormBackward(dx, dxn, x, m.Norm, rstdF, N, D)
+	kernels.RMSNormBackward(dx, dxn, x, m.Norm, rstdF, N, D) // x is free from here on
 	for li := len(m.Layers) - 1; li >= 0; li-- {
-		m.layerBackward(li, dx, acts, st, start, li > 0)
+		a := &acts.Layers[li]
+		if ckpt {
+			if a, err = m.recompute(st, li); err != nil {
+				return sum, count, err
+			}
+		}
+		m.layerBackward(li, dx, a, acts.Pos, st, start, li > 0)
 	}
 	return sum, count, nil
 }
@@ -92,9 +103,10 @@ func (m *Model) LossAndGrad(tokens, targets [][]int, norm float64) (sum float64,
 // layerBackward takes d(layer output) in dx and leaves d(layer input) there
 // (when needInput; layer 0's input gradient would only reach the frozen
 // embedding). It mirrors the forward in reverse: MLP block, then attention.
-func (m *Model) layerBackward(li int, dx []float32, acts *Activations, st *Step, start []int, needInput bool) {
+// a holds the layer's saved intermediates, pos the position of each row.
+func (m *Model) layerBackward(li int, dx []float32, a *LayerActs, pos []int, st *Step, start []int, needInput bool) {
 	c := m.Config
-	l, a := m.Layers[li], &acts.Layers[li]
+	l := m.Layers[li]
 	D, F := c.HiddenSize, c.IntermediateSize
 	Hq, Hkv := c.QDim(), c.KVDim()
 	N := len(dx) / D
@@ -124,8 +136,8 @@ func (m *Model) layerBackward(li int, dx []float32, acts *Activations, st *Step,
 		q0, q1, k0, k1 := start[r]*Hq, start[r+1]*Hq, start[r]*Hkv, start[r+1]*Hkv
 		kernels.AttentionBackward(dq[q0:q1], dk[k0:k1], dv[k0:k1], datt[q0:q1], a.Q[q0:q1], kv.K[:n*Hkv], kv.V[:n*Hkv], a.Probs[r], shape)
 	}
-	kernels.RopeBackward(dq, acts.Pos, c.NumHeads, c.HeadDim, m.rope)
-	kernels.RopeBackward(dk, acts.Pos, c.NumKVHeads, c.HeadDim, m.rope)
+	kernels.RopeBackward(dq, pos, c.NumHeads, c.HeadDim, m.rope)
+	kernels.RopeBackward(dk, pos, c.NumKVHeads, c.HeadDim, m.rope)
 	if c.QKNorm {
 		dqp, dkp := grow(&bs.dqp, N*Hq), grow(&bs.dkp, N*Hkv)
 		clear(dqp)
@@ -147,8 +159,13 @@ func (m *Model) layerBackward(li int, dx []float32, acts *Activations, st *Step,
 }
 
 // backwardScratch holds LossAndGrad's per-layer gradient buffers, reused
-// across layers and steps.
+// across layers and steps, its KV caches and the checkpointing switch.
 type backwardScratch struct {
 	dg, dgate, dup, dxn, datt, dq, dk, dv, dqp, dkp []float32
 	xnF, rstdF, dxnF, logits, dx                    []float32
+	flat                                            []int
+
+	checkpoint   bool           // gradient checkpointing (checkpoint.go)
+	caches       []*kvcache.Seq // one per sequence, reused across steps
+	sharedCaches bool           // caches' layers share one buffer (checkpointing)
 }

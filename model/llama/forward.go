@@ -31,6 +31,9 @@ type Step struct {
 	// the base model), applied unmerged in one batched pass; it overrides any
 	// attached adapter. Sequences sharing an adapter should be adjacent.
 	Adapters []*lora.Adapter
+	// ck, when not nil, runs a gradient-checkpointed training forward or one
+	// layer's recomputation (checkpoint.go).
+	ck *checkpointing
 }
 
 // linear runs projection pi of layer li: with per-sequence adapters as
@@ -123,7 +126,7 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 			i := start[r] + j
 			pos[i] = st.Caches[r].Len + j
 			maxPos = max(maxPos, pos[i]+1)
-			copy(x[i*D:(i+1)*D], m.Embed[id*D:(id+1)*D])
+			m.embedRow(x[i*D:(i+1)*D], id)
 		}
 		st.Caches[r].Reserve(st.Caches[r].Len + len(toks))
 	}
@@ -146,7 +149,12 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 		// Every intermediate is computed straight into its activation buffer;
 		// without a backward pass to come, one set of buffers serves all layers.
 		a := &sc.layer
-		if saving {
+		if st.ck != nil { // gradient checkpointing: see checkpoint.go
+			var run bool
+			if a, saving, run = st.ck.at(li, x, a); !run {
+				continue
+			}
+		} else if saving {
 			a = &acts.Layers[li]
 			keep(&a.X, x)
 		}
@@ -172,6 +180,7 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 			a.Probs = make([][]float32, len(st.Tokens))
 		}
 		att := grow(&a.AttnOut, N*Hq)
+		seqs := sc.attn[:0]
 		for r, cache := range st.Caches {
 			lkv := cache.Layers[li]
 			n := len(st.Tokens[r])
@@ -182,8 +191,13 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 			if saving {
 				probs = grow(&a.Probs[r], c.NumHeads*n*(cache.Len+n))
 			}
-			kernels.Attention(att[start[r]*Hq:start[r+1]*Hq], q[start[r]*Hq:start[r+1]*Hq], lkv.K, lkv.V, shape, probs)
+			seqs = append(seqs, kernels.AttentionSeq{Out: att[start[r]*Hq : start[r+1]*Hq], Q: q[start[r]*Hq : start[r+1]*Hq], K: lkv.K, V: lkv.V, Shape: shape, Probs: probs})
 		}
+		// All sequences in one call: the decoding ones share a single
+		// parallel loop (a serving step holds many).
+		kernels.AttentionBatch(seqs)
+		clear(seqs)
+		sc.attn = seqs
 		m.linear(st, start, li, 3, l.O, tmp, att, N)
 		kernels.Axpy(1, tmp, x)
 		if saving {
@@ -197,6 +211,9 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 		m.linear(st, start, li, 5, l.Up, up, xn, N)
 		prod := grow(&a.GatedProd, N*F)
 		kernels.SwiGLU(prod, gate, up)
+		if st.ck.recomputing() {
+			continue // the backward needs no layer output: skip down_proj
+		}
 		m.linear(st, start, li, 6, l.Down, tmp, prod, N)
 		kernels.Axpy(1, tmp, x)
 	}
@@ -252,4 +269,5 @@ func keep(dst *[]float32, src []float32) { copy(grow(dst, len(src)), src) }
 type scratch struct {
 	x, kv, tmp []float32
 	layer      LayerActs // every layer's intermediates when nothing is saved
+	attn       []kernels.AttentionSeq
 }

@@ -693,18 +693,24 @@ func shapeWhy(c *model.Config, hf string) string {
 func (s *ggufSource) Names() []string { return s.names }
 
 // Tensor returns the named tensor. F32, F16 and BF16 tensors that need no
-// un-permuting alias the file (FromTensors converts them to float32 itself);
-// the others are decoded here.
+// un-permuting alias the file (FromTensors converts them or keeps them 16-bit
+// itself); F16 and BF16 ones that do are un-permuted in their own type; the
+// others are decoded here.
 func (s *ggufSource) Tensor(name string) (safetensors.Tensor, bool) {
 	t, ok := s.byHF[name]
 	if !ok || s.err != nil {
 		return safetensors.Tensor{}, false
 	}
-	if t.permuteHead == 0 {
-		dt := map[gguf.GGMLType]tensor.DType{gguf.F32: tensor.F32, gguf.F16: tensor.F16, gguf.BF16: tensor.BF16}[t.info.Type]
-		if dt != "" {
-			return safetensors.Tensor{Name: name, DType: dt, Shape: t.shape, Data: t.info.Data}, true
+	dt := map[gguf.GGMLType]tensor.DType{gguf.F32: tensor.F32, gguf.F16: tensor.F16, gguf.BF16: tensor.BF16}[t.info.Type]
+	if t.permuteHead == 0 && dt != "" {
+		return safetensors.Tensor{Name: name, DType: dt, Shape: t.shape, Data: t.info.Data}, true
+	}
+	if n, err := tensor.NumElements(t.shape); err == nil && dt.Is16() && len(t.info.Data) == 2*n {
+		cols := 1
+		if len(t.shape) == 2 {
+			cols = t.shape[1]
 		}
+		return safetensors.Tensor{Name: name, DType: dt, Shape: t.shape, Data: permuteRows(t.info.Data, t.permuteHead, 2*cols, true)}, true
 	}
 	x, err := t.info.Float32()
 	if err != nil {
@@ -736,14 +742,14 @@ func ggufUnpermute(w []float32, heads, cols int) []float32 {
 	return permuteRows(w, heads, cols, true)
 }
 
-func permuteRows(w []float32, heads, cols int, inverse bool) []float32 {
+func permuteRows[T any](w []T, heads, cols int, inverse bool) []T {
 	rows := len(w) / cols
 	hd := rows / heads
 	if rows*cols != len(w) || hd*heads != rows || hd%2 != 0 {
 		panic(errors.New("llama: rotary permutation of a tensor that is not heads × even head_dim rows"))
 	}
 	half := hd / 2
-	out := make([]float32, len(w))
+	out := make([]T, len(w))
 	for h := range heads {
 		for t := range 2 {
 			for j := range half {

@@ -11,15 +11,22 @@ import (
 	"github.com/lorakit/lorakit/model"
 	"github.com/lorakit/lorakit/nn"
 	"github.com/lorakit/lorakit/quant/nf4"
+	"github.com/lorakit/lorakit/tensor"
 )
 
-// Model holds the weights of a decoder-only Llama-family model in float32.
+// Model holds the weights of a decoder-only Llama-family model: norms and
+// biases in float32, the embedding and the projections in float32 or, as a
+// BF16 or F16 checkpoint stores them, in 16 bits (or NF4 for projections).
 type Model struct {
 	Config *model.Config
-	Embed  []float32 // [vocab, hidden]
-	Layers []*Layer
-	Norm   []float32  // [hidden], the final RMSNorm gain
-	LMHead *nn.Linear // [vocab, hidden]; W aliases Embed when embeddings are tied
+	Embed  []float32 // [vocab, hidden]; nil when held in Embed16
+	// Embed16 is the embedding [vocab, hidden] as raw 16-bit floats of type
+	// EmbedType (BF16 or F16), or nil; a lookup widens one row.
+	Embed16   []uint16
+	EmbedType tensor.DType
+	Layers    []*Layer
+	Norm      []float32  // [hidden], the final RMSNorm gain
+	LMHead    *nn.Linear // [vocab, hidden]; W (or W16) aliases Embed (Embed16) when embeddings are tied
 
 	invFreq  []float32
 	rope     *kernels.RopeTable
@@ -81,7 +88,7 @@ func FromTensors(cfg *model.Config, ts TensorSource) (*Model, error) {
 	D, F, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
 	r := &reader{ts: ts, used: map[string]bool{}}
 	m := &Model{Config: c}
-	m.Embed = r.get("model.embed_tokens.weight", V, D)
+	m.Embed, m.Embed16, m.EmbedType = r.weight("model.embed_tokens.weight", V, D)
 	m.Norm = r.get("model.norm.weight", D)
 	for i := 0; i < c.NumLayers; i++ {
 		p := fmt.Sprintf("model.layers.%d.", i)
@@ -103,9 +110,10 @@ func FromTensors(cfg *model.Config, ts TensorSource) (*Model, error) {
 		m.Layers = append(m.Layers, l)
 	}
 	if c.TieEmbeddings {
-		m.LMHead = &nn.Linear{In: D, Out: V, W: m.Embed}
+		m.LMHead = &nn.Linear{In: D, Out: V, W: m.Embed, W16: m.Embed16, W16Type: m.EmbedType}
 	} else {
-		m.LMHead = &nn.Linear{In: D, Out: V, W: r.get("lm_head.weight", V, D)}
+		m.LMHead = &nn.Linear{In: D, Out: V}
+		m.LMHead.W, m.LMHead.W16, m.LMHead.W16Type = r.weight("lm_head.weight", V, D)
 	}
 	if r.err != nil {
 		return nil, r.err
@@ -160,12 +168,28 @@ func (r *reader) get(name string, shape ...int) []float32 {
 	return v
 }
 
+// weight reads a matrix, keeping a BF16 or F16 one in its 16 bits (copied,
+// since the file may be unmapped after loading; w16 and its type) and
+// reading any other type as float32 (w).
+func (r *reader) weight(name string, shape ...int) (w []float32, w16 []uint16, dt tensor.DType) {
+	if r.err != nil {
+		return nil, nil, ""
+	}
+	t, ok := r.ts.Tensor(name)
+	if !ok || !t.DType.Is16() || !equalShape(t.Shape, shape) || len(t.Data) != 2*t.NumElements() {
+		return r.get(name, shape...), nil, ""
+	}
+	r.used[name] = true
+	return nil, tensor.Uint16s(t.Data), t.DType
+}
+
 func (r *reader) linear(prefix string, out, in int, bias bool) *nn.Linear {
 	name := prefix + ".weight"
 	if nf4.IsQuantized(name, func(k string) bool { _, ok := r.ts.Tensor(k); return ok }) {
 		return r.quantized(name, prefix, out, in, bias)
 	}
-	l := &nn.Linear{In: in, Out: out, W: r.get(name, out, in)}
+	l := &nn.Linear{In: in, Out: out}
+	l.W, l.W16, l.W16Type = r.weight(name, out, in)
 	if bias {
 		l.B = r.get(prefix+".bias", out)
 	}
@@ -216,7 +240,7 @@ func equalShape(a, b []int) bool {
 
 // NumParams counts the model's scalars (tied embeddings once).
 func (m *Model) NumParams() int {
-	n := len(m.Embed) + len(m.Norm)
+	n := len(m.Embed) + len(m.Embed16) + len(m.Norm)
 	for _, l := range m.Layers {
 		n += len(l.AttnNorm) + len(l.MLPNorm) + len(l.QNorm) + len(l.KNorm)
 		for _, p := range l.Projections() {

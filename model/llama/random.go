@@ -1,6 +1,7 @@
 package llama
 
 import (
+	"fmt"
 	"math/rand/v2"
 
 	"github.com/lorakit/lorakit/model"
@@ -11,6 +12,20 @@ import (
 // initialises Llama (normal, std 0.02; norms 1; biases small), for tests and
 // benchmarks of a named shape.
 func NewRandom(cfg *model.Config, seed uint64) *Model {
+	m, _ := newRandom(cfg, seed, false) // no error without quantization
+	return m
+}
+
+// NewRandomNF4 is NewRandom with the projections held in NF4, as
+// NewRandom(cfg, seed).QuantizeNF4() but quantizing each projection as soon
+// as it is drawn, so the float32 copy of all the projections never exists
+// (a QLoRA benchmark's peak memory is that of the NF4 model). The weights are
+// the same random values, drawn in the same order.
+func NewRandomNF4(cfg *model.Config, seed uint64) (*Model, error) {
+	return newRandom(cfg, seed, true)
+}
+
+func newRandom(cfg *model.Config, seed uint64, quantize bool) (*Model, error) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	normal := func(n int, std float64) []float32 {
 		v := make([]float32, n)
@@ -28,8 +43,14 @@ func NewRandom(cfg *model.Config, seed uint64) *Model {
 	}
 	c := cfg
 	D, F, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
+	var qerr error
 	lin := func(out, in int, bias bool) *nn.Linear {
 		l := &nn.Linear{In: in, Out: out, W: normal(out*in, 0.02)}
+		if quantize && qerr == nil { // the bias is drawn after, as without quantizing
+			if err := l.Quantize(); err != nil {
+				qerr = fmt.Errorf("quantize a %d×%d projection: %w", out, in, err)
+			}
+		}
 		if bias {
 			l.B = normal(out, 0.02)
 		}
@@ -46,6 +67,9 @@ func NewRandom(cfg *model.Config, seed uint64) *Model {
 		if c.QKNorm {
 			l.QNorm, l.KNorm = ones(c.HeadDim), ones(c.HeadDim)
 		}
+		if qerr != nil {
+			return nil, fmt.Errorf("layer %d: %w", i, qerr)
+		}
 		m.Layers = append(m.Layers, l)
 	}
 	if c.TieEmbeddings {
@@ -54,5 +78,5 @@ func NewRandom(cfg *model.Config, seed uint64) *Model {
 		m.LMHead = &nn.Linear{In: D, Out: V, W: normal(V*D, 0.02)}
 	}
 	m.init()
-	return m
+	return m, nil
 }

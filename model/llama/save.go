@@ -12,10 +12,14 @@ import (
 
 // Tensors lists the model's weights under their Hugging Face names, in the
 // order transformers' state_dict uses. Tied models have no lm_head.weight.
-func (m *Model) Tensors() []NamedTensor {
+// Weights held in 16 bits come widened to float32 (and as held in Bits).
+func (m *Model) Tensors() []NamedTensor { return m.tensors(true) }
+
+// tensors is Tensors; unless widened, weights held in 16 bits have only Bits.
+func (m *Model) tensors(widened bool) []NamedTensor {
 	c := m.Config
 	D := c.HiddenSize
-	out := []NamedTensor{{"model.embed_tokens.weight", []int{c.VocabSize, D}, m.Embed}}
+	out := []NamedTensor{named("model.embed_tokens.weight", []int{c.VocabSize, D}, m.Embed, m.Embed16, m.EmbedType, widened)}
 	for i, l := range m.Layers {
 		p := fmt.Sprintf("model.layers.%d.", i)
 		for _, pl := range l.Projections() {
@@ -24,23 +28,37 @@ func (m *Model) Tensors() []NamedTensor {
 				w = make([]float32, pl.Linear.Out*pl.Linear.In)
 				pl.Linear.Q.Dequantize(w)
 			}
-			out = append(out, NamedTensor{p + pl.Name + ".weight", []int{pl.Linear.Out, pl.Linear.In}, w})
+			out = append(out, named(p+pl.Name+".weight", []int{pl.Linear.Out, pl.Linear.In}, w, pl.Linear.W16, pl.Linear.W16Type, widened))
 			if pl.Linear.B != nil {
-				out = append(out, NamedTensor{p + pl.Name + ".bias", []int{pl.Linear.Out}, pl.Linear.B})
+				out = append(out, NamedTensor{Name: p + pl.Name + ".bias", Shape: []int{pl.Linear.Out}, Data: pl.Linear.B})
 			}
 		}
 		if l.QNorm != nil {
-			out = append(out, NamedTensor{p + "self_attn.q_norm.weight", []int{c.HeadDim}, l.QNorm},
-				NamedTensor{p + "self_attn.k_norm.weight", []int{c.HeadDim}, l.KNorm})
+			out = append(out, NamedTensor{Name: p + "self_attn.q_norm.weight", Shape: []int{c.HeadDim}, Data: l.QNorm},
+				NamedTensor{Name: p + "self_attn.k_norm.weight", Shape: []int{c.HeadDim}, Data: l.KNorm})
 		}
-		out = append(out, NamedTensor{p + "input_layernorm.weight", []int{D}, l.AttnNorm},
-			NamedTensor{p + "post_attention_layernorm.weight", []int{D}, l.MLPNorm})
+		out = append(out, NamedTensor{Name: p + "input_layernorm.weight", Shape: []int{D}, Data: l.AttnNorm},
+			NamedTensor{Name: p + "post_attention_layernorm.weight", Shape: []int{D}, Data: l.MLPNorm})
 	}
-	out = append(out, NamedTensor{"model.norm.weight", []int{D}, m.Norm})
+	out = append(out, NamedTensor{Name: "model.norm.weight", Shape: []int{D}, Data: m.Norm})
 	if !c.TieEmbeddings {
-		out = append(out, NamedTensor{"lm_head.weight", []int{c.VocabSize, D}, m.LMHead.W})
+		h := m.LMHead
+		out = append(out, named("lm_head.weight", []int{c.VocabSize, D}, h.W, h.W16, h.W16Type, widened))
 	}
 	return out
+}
+
+// named is the NamedTensor of a weight held as w or, in 16 bits, as w16.
+func named(name string, shape []int, w []float32, w16 []uint16, dt tensor.DType, widenBits bool) NamedTensor {
+	t := NamedTensor{Name: name, Shape: shape, Data: w}
+	if w16 != nil {
+		t.Bits, t.BitsType = w16, dt
+		if widenBits {
+			t.Data = make([]float32, len(w16))
+			widen(dt, t.Data, w16)
+		}
+	}
+	return t
 }
 
 // NamedTensor is a float32 weight with its HF name and shape.
@@ -48,11 +66,15 @@ type NamedTensor struct {
 	Name  string
 	Shape []int
 	Data  []float32
+	// Bits is the weight as held when it is held in 16 bits, of type
+	// BitsType (BF16 or F16); Data is then its exact widening.
+	Bits     []uint16
+	BitsType tensor.DType
 }
 
 // SaveOptions says how Save writes the weights.
 type SaveOptions struct {
-	DType         tensor.DType // F32 (default), BF16 or F16
+	DType         tensor.DType // F32, BF16 or F16; default: as held (Model.WeightDType)
 	MaxShardBytes int64        // 0: one file; otherwise shards as save_pretrained does
 	// KeepNF4 writes NF4 projections in bitsandbytes' 4-bit layout (with
 	// quantization_config in config.json) instead of dequantizing them.
@@ -64,7 +86,7 @@ type SaveOptions struct {
 // is written atomically. Tokenizer files are the caller's to copy.
 func (m *Model) Save(dir string, opt SaveOptions) error {
 	if opt.DType == "" {
-		opt.DType = tensor.F32
+		opt.DType = m.WeightDType()
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -85,9 +107,17 @@ func (m *Model) Save(dir string, opt SaveOptions) error {
 			}
 		}
 	}
-	for _, t := range m.Tensors() {
+	for _, t := range m.tensors(false) {
 		if quantized[t.Name] {
 			continue
+		}
+		if t.Bits != nil && t.BitsType == opt.DType { // as held: the same bits
+			ws = append(ws, safetensors.Writable{Name: t.Name, DType: opt.DType, Shape: t.Shape, Data: tensor.Uint16Bytes(t.Bits)})
+			continue
+		}
+		if t.Bits != nil {
+			t.Data = make([]float32, len(t.Bits))
+			widen(t.BitsType, t.Data, t.Bits)
 		}
 		var b []byte
 		switch opt.DType {
