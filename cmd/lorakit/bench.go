@@ -124,9 +124,21 @@ func benchModel(shape, path string) (*llama.Model, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	m := llama.NewRandom(cfg, 1)
-	if err := applyQuantize(m); err != nil {
-		return nil, "", err
+	var m *llama.Model
+	if quantizeAtLoad == "nf4" {
+		// Quantized layer by layer: the float32 model never exists, so the
+		// peak RSS is the NF4 model's.
+		restore := leanGC()
+		m, err = llama.NewRandomNF4(cfg, 1)
+		restore()
+		if err != nil {
+			return nil, "", err
+		}
+	} else {
+		m = llama.NewRandom(cfg, 1)
+		if err := applyQuantize(m); err != nil {
+			return nil, "", err
+		}
 	}
 	name := shape + " (random weights)"
 	if quantizeAtLoad != "" {

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/lorakit/lorakit/format/safetensors"
@@ -71,6 +72,10 @@ func applyQuantize(m *llama.Model) error {
 	case "":
 		return nil
 	case "nf4":
+		// Each layer's float32 weight becomes garbage as it is quantized;
+		// collecting often keeps the peak near the quantized model's size
+		// instead of the float32 one's.
+		defer leanGC()()
 		return m.QuantizeNF4()
 	}
 	return fmt.Errorf("--quantize %q: only nf4 is supported", quantizeAtLoad)
@@ -235,4 +240,14 @@ func (lm *loadedModel) attachAdapters(paths []string) error {
 		}
 	}
 	return lm.Model.Attach(a)
+}
+
+// leanGC lowers the garbage collector's heap growth while a model is built or
+// quantized (unless GOGC is set) and returns the func that restores it.
+func leanGC() (restore func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	prev := debug.SetGCPercent(10)
+	return func() { debug.SetGCPercent(prev) }
 }
