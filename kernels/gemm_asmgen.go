@@ -259,6 +259,14 @@ func dotPrologue(name string, m, n, lanes int) (xp, wp []string) {
 	for j := 1; j < n; j++ {
 		p("\tLEAQ (%s)(DI*1), %s", wp[j-1], wp[j])
 	}
+	if lanes == 16 {
+		// R15 = the next group of n rows of w, prefetched while this group
+		// streams (n·ldw values on; beyond the matrix it is a harmless hint).
+		p("\tMOVQ %s, R15", wp[0])
+		for j := 0; j < n; j++ {
+			p("\tADDQ DI, R15")
+		}
+	}
 	p("\tMOVQ k+0(FP), DI")
 	p("\tSHRQ $%d, DI", log2(lanes))
 	p("\tXORQ DX, DX")
@@ -292,6 +300,11 @@ func dotKernel512(m, n int) {
 	p("\tTESTQ DI, DI")
 	p("\tJZ tail")
 	p("loop:")
+	// Decode reads each weight once from memory: fetch the next group's
+	// bytes at the rate this group consumes its own (n·64 bytes a step).
+	for off := 0; off < n*64; off += 64 {
+		p("\tPREFETCHT0 %d(R15)(DX*%d)", off, n)
+	}
 	body("")
 	p("\tADDQ $64, DX")
 	p("\tDECQ DI")

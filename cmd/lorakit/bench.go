@@ -22,7 +22,6 @@ import (
 	"github.com/lorakit/lorakit/model/llama"
 	"github.com/lorakit/lorakit/nn"
 	"github.com/lorakit/lorakit/sample"
-	"github.com/lorakit/lorakit/tensor"
 	"github.com/lorakit/lorakit/train"
 	"github.com/lorakit/lorakit/train/optim"
 )
@@ -130,6 +129,9 @@ func benchModel(shape, path string) (*llama.Model, string, error) {
 		// peak RSS is the NF4 model's.
 		restore := leanGC()
 		m, err = llama.NewRandomNF4(cfg, 1)
+		if err == nil {
+			err = applyDType(m)
+		}
 		restore()
 		if err != nil {
 			return nil, "", err
@@ -156,28 +158,19 @@ func randomIDs(rng *rand.Rand, n, vocab int) []int {
 }
 
 func newBenchDecodeCmd() *cobra.Command {
-	var shape, modelPath, dtype string
+	var shape, modelPath string
 	var prompt, gen, repeats int
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "decode --shape NAME|--model PATH --prompt 128 --gen 64",
+		Use:   "decode --shape NAME|--model PATH [--dtype f32|bf16|f16] --prompt 128 --gen 64",
 		Short: "Prefill and decode speed (tokens/s) on random weights of a named shape",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dt, ok := map[string]tensor.DType{"": "", "f32": tensor.F32, "bf16": tensor.BF16, "f16": tensor.F16}[strings.ToLower(dtype)]
-			if !ok {
-				return fmt.Errorf("--dtype %s: want f32, bf16 or f16", dtype)
-			}
 			m, name, err := benchModel(shape, modelPath)
 			if err != nil {
 				return err
 			}
-			if dt != "" {
-				if err := m.ConvertWeights(dt); err != nil {
-					return err
-				}
-			}
-			dtype = strings.ToLower(string(m.WeightDType()))
+			dtype := strings.ToLower(string(m.WeightDType()))
 			rng := rand.New(rand.NewPCG(3, 4))
 			var pre, dec []float64
 			for r := 0; r < repeats; r++ {
@@ -211,7 +204,6 @@ func newBenchDecodeCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&shape, "shape", "smollm2-135m", "named shape: "+strings.Join(model.ShapeNames(), ", "))
 	cmd.Flags().StringVar(&modelPath, "model", "", "a real model folder instead of --shape")
-	cmd.Flags().StringVar(&dtype, "dtype", "", "hold the weights in f32, bf16 or f16 (default: as loaded; random weights are f32)")
 	cmd.Flags().IntVar(&prompt, "prompt", 128, "prompt tokens")
 	cmd.Flags().IntVar(&gen, "gen", 64, "generated tokens")
 	cmd.Flags().IntVar(&repeats, "repeats", 3, "repeats")

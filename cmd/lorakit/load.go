@@ -13,6 +13,7 @@ import (
 	"github.com/lorakit/lorakit/model"
 	"github.com/lorakit/lorakit/model/llama"
 	"github.com/lorakit/lorakit/models"
+	"github.com/lorakit/lorakit/tensor"
 	"github.com/lorakit/lorakit/tokenizer"
 )
 
@@ -66,8 +67,29 @@ func resolveSource(path string) (model.Source, error) {
 // quantizeAtLoad is --quantize: "" (as stored) or "nf4".
 var quantizeAtLoad string
 
-// applyQuantize quantizes a freshly loaded model as --quantize asks.
+// dtypeAtLoad is --dtype: "" (as stored), f32, bf16 or f16.
+var dtypeAtLoad string
+
+// applyDType holds the weights not quantized to NF4 in --dtype's type (what
+// torch_dtype does in from_pretrained).
+func applyDType(m *llama.Model) error {
+	d, ok := map[string]tensor.DType{"": "", "f32": tensor.F32, "bf16": tensor.BF16, "f16": tensor.F16}[strings.ToLower(dtypeAtLoad)]
+	if !ok {
+		return fmt.Errorf("--dtype %q: want f32, bf16 or f16", dtypeAtLoad)
+	}
+	if d == "" {
+		return nil
+	}
+	defer leanGC()()
+	return m.ConvertWeights(d)
+}
+
+// applyQuantize applies --dtype, then quantizes a freshly loaded model's
+// projections as --quantize asks.
 func applyQuantize(m *llama.Model) error {
+	if err := applyDType(m); err != nil {
+		return err
+	}
 	switch quantizeAtLoad {
 	case "":
 		return nil

@@ -54,13 +54,18 @@ func (m *Model) WeightDType() tensor.DType {
 
 // ConvertWeights holds every projection, the embedding and lm_head in dtype
 // d: F32, or BF16 / F16 rounded to nearest even as torch's .to does. NF4
-// projections are dequantized first. Norms and biases stay float32.
+// projections stay NF4 (the type of the weights around them, like
+// torch_dtype next to a bitsandbytes 4-bit config). Norms and biases stay
+// float32.
 func (m *Model) ConvertWeights(d tensor.DType) error {
 	if d != tensor.F32 && !d.Is16() {
 		return fmt.Errorf("convert weights: dtype %s is not F32, BF16 or F16", d)
 	}
 	for i, l := range m.Layers {
 		for _, p := range l.Projections() {
+			if p.Linear.Q != nil {
+				continue
+			}
 			if err := p.Linear.ToDType(d); err != nil {
 				return fmt.Errorf("convert layer %d %s: %w", i, p.Name, err)
 			}
@@ -84,6 +89,9 @@ func (m *Model) ConvertWeights(d tensor.DType) error {
 	if m.Config.TieEmbeddings {
 		h := m.LMHead
 		h.W, h.Q, h.W16, h.W16Type = m.Embed, nil, m.Embed16, m.EmbedType
+		return nil
+	}
+	if m.LMHead.Q != nil {
 		return nil
 	}
 	if err := m.LMHead.ToDType(d); err != nil {
