@@ -1,5 +1,10 @@
 package kernels
 
+import (
+	"sync"
+	"sync/atomic"
+)
+
 // LowRank is one adapter's segment of a batch for AddLowRank: rows [Lo, Hi)
 // get Scale·(x·Aᵀ)·Bᵀ, with A [R, in] and B [out, R] as PEFT stores
 // lora_A and lora_B.
@@ -7,8 +12,8 @@ type LowRank struct {
 	Lo, Hi int
 	A, B   []float32
 	// BT, if set, is B transposed ([R, out]): the expand step of a short
-	// segment then adds R scaled rows of BT into each row of y (R vector
-	// passes over out) instead of out dot products of length R.
+	// segment then adds R scaled rows of BT into each row of y, streaming
+	// BT once in order, instead of out dot products of length R.
 	BT    []float32
 	R     int
 	Scale float32
@@ -16,7 +21,7 @@ type LowRank struct {
 
 // lowRankSmallRows is the largest segment AddLowRank computes on one thread
 // as a unit; longer segments (prefill) get parallel products of their own.
-const lowRankSmallRows = gemvMaxM
+const lowRankSmallRows = 32
 
 // AddLowRank adds each segment's low-rank term into y [rows, out] given x
 // [rows, in]: the SGMV step of multi-adapter serving (Punica, S-LoRA). A
@@ -50,37 +55,142 @@ func AddLowRank(y, x []float32, in, out int, segs []LowRank) {
 	Parallel(len(segs), grain, func(lo, hi int) {
 		var u []float32
 		for i := lo; i < hi; i++ {
-			s := &segs[i]
-			n := s.Hi - s.Lo
-			if n > lowRankSmallRows || n <= 0 || s.R == 0 {
-				continue
-			}
-			checkMatMul("AddLowRank", len(y), len(x), len(s.A), s.Hi*out, s.Hi*in, s.R*in)
-			if len(s.B) != out*s.R {
-				panic(ShapeError{"AddLowRank: B has wrong size"})
-			}
-			if cap(u) < n*s.R {
-				u = make([]float32, n*s.R)
-			}
-			u = u[:n*s.R]
-			if in > 0 {
-				gemvRange(impl, u, x[s.Lo*in:s.Hi*in], s.A, n, s.R, in, 0, 0, s.R)
-			} else {
-				clear(u)
-			}
-			for j := range u {
-				u[j] *= s.Scale
-			}
-			if s.BT != nil {
-				if len(s.BT) != out*s.R {
-					panic(ShapeError{"AddLowRank: BT has wrong size"})
-				}
-				for r := 0; r < n; r++ {
-					weightedRowsTo(y[(s.Lo+r)*out:(s.Lo+r+1)*out], u[r*s.R:(r+1)*s.R], s.BT, out, true)
-				}
-				continue
-			}
-			gemvRange(impl, y[s.Lo*out:s.Hi*out], u, s.B, n, out, s.R, 1, 0, out)
+			u = addSmallLowRank(y, x, in, out, &segs[i], u)
 		}
 	})
 }
+
+// addSmallLowRank adds one short segment's term into y (segments longer than
+// lowRankSmallRows are left alone) and returns its scratch for reuse.
+func addSmallLowRank(y, x []float32, in, out int, s *LowRank, u []float32) []float32 {
+	n := s.Hi - s.Lo
+	if n > lowRankSmallRows || n <= 0 || s.R == 0 {
+		return u
+	}
+	checkMatMul("AddLowRank", len(y), len(x), len(s.A), s.Hi*out, s.Hi*in, s.R*in)
+	if len(s.B) != out*s.R {
+		panic(ShapeError{"AddLowRank: B has wrong size"})
+	}
+	if cap(u) < n*s.R {
+		u = make([]float32, n*s.R)
+	}
+	u = u[:n*s.R]
+	if in > 0 {
+		gemvRange(impl, u, x[s.Lo*in:s.Hi*in], s.A, n, s.R, in, 0, 0, s.R)
+	} else {
+		clear(u)
+	}
+	for j := range u {
+		u[j] *= s.Scale
+	}
+	if s.BT != nil {
+		if len(s.BT) != out*s.R {
+			panic(ShapeError{"AddLowRank: BT has wrong size"})
+		}
+		for r := 0; r < n; r++ {
+			axpyRows(y[(s.Lo+r)*out:(s.Lo+r+1)*out], u[r*s.R:(r+1)*s.R], s.BT)
+		}
+		return u
+	}
+	gemvRange(impl, y[s.Lo*out:s.Hi*out], u, s.B, n, out, s.R, 1, 0, out)
+	return u
+}
+
+// MatMulTLowRank computes y = x·wᵀ (x [m, k], w [n, k], y [m, n]) and then
+// adds the segments' low-rank terms, as MatMulT followed by AddLowRank. For
+// a decode batch (many one-row segments) the two overlap: the product is
+// bound by arithmetic and the adapters by memory, so one thread starts on
+// the product's column blocks and the other on the adapter segments (into a
+// separate buffer), each taking the other kind of work when its own runs
+// out. The product's elements are computed exactly as MatMulT's.
+func MatMulTLowRank(y, x, w []float32, m, n, k int, segs []LowRank) {
+	checkMatMul("MatMulTLowRank", len(y), len(x), len(w), m*n, m*k, n*k)
+	small := 0
+	for i := range segs {
+		if d := segs[i].Hi - segs[i].Lo; d > 0 && d <= lowRankSmallRows {
+			small++
+		}
+	}
+	threads := Threads()
+	if small < 2 || threads < 2 || m <= gemvMaxM || k == 0 || m*n*k < gemmParallelFlops {
+		MatMulT(y, x, w, m, n, k, false)
+		AddLowRank(y, x, k, n, segs)
+		return
+	}
+	g := &gemmArgs{m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, bNMajor: true, c: y, ldc: n}
+	im := impl.forCols(n)
+	g.im = im
+	g.kc = balancedBlock(k, im.kc)
+	units, unit := n, im.nr
+	g.byCol = n >= m
+	if !g.byCol {
+		units, unit = m, im.mr
+	}
+	g.unit = unit
+	cols := n
+	if g.byCol {
+		cols = (n + threads - 1) / threads
+	}
+	g.unpackA = im.kernelU != nil && cols <= unpackedAMaxPanels*im.nr
+	nu := (units + unit - 1) / unit
+	ylp := lowRankBufs.Get().(*[]float32)
+	if cap(*ylp) < m*n {
+		*ylp = make([]float32, m*n)
+	}
+	yl := (*ylp)[:m*n]
+	var nextG, nextL atomic.Int64
+	gemmUnit := func() bool {
+		i := int(nextG.Add(1) - 1)
+		if i >= nu {
+			return false
+		}
+		bf := getGemmBuf(im)
+		if g.byCol {
+			gemmBlock(g, bf, 0, m, i*unit, min((i+1)*unit, n))
+		} else {
+			gemmBlock(g, bf, i*unit, min((i+1)*unit, m), 0, n)
+		}
+		bufPool(bf.im).Put(bf)
+		return true
+	}
+	var us [2][]float32
+	loraUnit := func(role int) bool {
+		i := int(nextL.Add(1) - 1)
+		if i >= len(segs) {
+			return false
+		}
+		s := &segs[i]
+		if d := s.Hi - s.Lo; d > 0 && d <= lowRankSmallRows {
+			clear(yl[s.Lo*n : s.Hi*n])
+			us[role] = addSmallLowRank(yl, x, k, n, s, us[role])
+		}
+		return true
+	}
+	Parallel(2, 1, func(lo, hi int) {
+		for role := lo; role < hi; role++ {
+			if role == 0 {
+				for gemmUnit() {
+				}
+				for loraUnit(role) {
+				}
+			} else {
+				for loraUnit(role) {
+				}
+				for gemmUnit() {
+				}
+			}
+		}
+	})
+	for i := range segs {
+		s := &segs[i]
+		if d := s.Hi - s.Lo; d > 0 && d <= lowRankSmallRows {
+			Axpy(1, yl[s.Lo*n:s.Hi*n], y[s.Lo*n:s.Hi*n])
+		} else if d > lowRankSmallRows {
+			AddLowRank(y, x, k, n, segs[i:i+1])
+		}
+	}
+	lowRankBufs.Put(ylp)
+}
+
+// lowRankBufs holds MatMulTLowRank's buffers for the adapters' terms.
+var lowRankBufs = sync.Pool{New: func() any { return new([]float32) }}

@@ -47,6 +47,17 @@ func TestAddLowRankMatchesRef(t *testing.T) {
 			}
 			MatMulTRef(want[s.Lo*out:s.Hi*out], u, s.B, n, out, s.R, true)
 		}
+		// The fused product: y = x·wᵀ, then the same terms.
+		w := randSlice(rng, out*in)
+		yf := append([]float32(nil), y...)
+		wantF := append([]float32(nil), y...)
+		MatMulTRef(wantF[:rows*out], x, w, rows, out, in, false)
+		for i := range want[:rows*out] {
+			wantF[i] += want[i] - y[i]
+		}
+		MatMulTLowRank(yf[:rows*out], x, w, rows, out, in, segs)
+		checkClose(t, "MatMulTLowRank", yf, wantF, 1e-4)
+
 		AddLowRank(y[:rows*out], x, in, out, segs)
 		checkClose(t, "AddLowRank", y, want, 1e-4) // float32 sums of ~600 terms, scaled by up to 9
 	}

@@ -69,3 +69,31 @@ func weightedRowsTo(out, p, v []float32, ldv int, add bool) {
 		}
 	}
 }
+
+// axpyRows adds a[t]·x[t·n : t·n+n] into y for t = 0..len(a)−1 in turn
+// (n = len(y)): the rows of x are read once, in order.
+func axpyRows(y, a, x []float32) {
+	n := len(y)
+	if len(a) == 0 {
+		return
+	}
+	_ = x[len(a)*n-1]
+	j := 0
+	if vec512 && n >= 16 {
+		j = n &^ 15
+		if n == j {
+			axpyRows512(n, len(a), &a[0], &x[0], &y[0])
+			return
+		}
+		// Rows are n apart but the vector part covers only j of each.
+		for t := range a {
+			axpyRows512(j, 1, &a[t], &x[t*n], &y[0])
+		}
+	}
+	for t, at := range a {
+		row := x[t*n : t*n+n]
+		for i := j; i < n; i++ {
+			y[i] += at * row[i]
+		}
+	}
+}

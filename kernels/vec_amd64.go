@@ -15,3 +15,6 @@ func swiGLU512(n int, dst, gate, up *float32)
 
 //go:noescape
 func weightedRows512(d, nt int, p, v *float32, ldv int, out *float32, add int)
+
+//go:noescape
+func axpyRows512(n, nt int, a, x, y *float32)

@@ -196,3 +196,56 @@ wr1put:
 wrdone:
 	VZEROUPPER
 	RET
+
+// func axpyRows512(n, nt int, a, x, y *float32)
+// y[j] += a[t]·x[t*n+j] for t = 0..nt−1 in turn, j < n (a multiple of 16):
+// the rows of x stream once, in order (a LoRA expand from Bᵀ, whose rows
+// are contiguous: one sequential pass instead of nt strided streams).
+TEXT ·axpyRows512(SB), NOSPLIT, $0-40
+	MOVQ n+0(FP), R8
+	MOVQ nt+8(FP), R9
+	MOVQ a+16(FP), SI
+	MOVQ x+24(FP), DX
+	MOVQ y+32(FP), DI
+	TESTQ R9, R9
+	JZ axdone
+axrow:
+	VBROADCASTSS (SI), Z4
+	MOVQ R8, CX
+	MOVQ DI, BX
+ax4:
+	CMPQ CX, $64
+	JLT ax1
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VMOVUPS 128(BX), Z2
+	VMOVUPS 192(BX), Z3
+	VFMADD231PS (DX), Z4, Z0
+	VFMADD231PS 64(DX), Z4, Z1
+	VFMADD231PS 128(DX), Z4, Z2
+	VFMADD231PS 192(DX), Z4, Z3
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	VMOVUPS Z2, 128(BX)
+	VMOVUPS Z3, 192(BX)
+	ADDQ $256, BX
+	ADDQ $256, DX
+	SUBQ $64, CX
+	JMP ax4
+ax1:
+	CMPQ CX, $16
+	JLT axnext
+	VMOVUPS (BX), Z0
+	VFMADD231PS (DX), Z4, Z0
+	VMOVUPS Z0, (BX)
+	ADDQ $64, BX
+	ADDQ $64, DX
+	SUBQ $16, CX
+	JMP ax1
+axnext:
+	ADDQ $4, SI
+	DECQ R9
+	JNZ axrow
+axdone:
+	VZEROUPPER
+	RET

@@ -9,3 +9,5 @@ func swiGLU512(n int, dst, gate, up *float32)                        { panic("no
 func weightedRows512(d, nt int, p, v *float32, ldv int, out *float32, add int) {
 	panic("no asm")
 }
+
+func axpyRows512(n, nt int, a, x, y *float32) { panic("no asm") }

@@ -171,3 +171,21 @@ func checkClose(t *testing.T, what string, got, want []float32, tol float64) {
 		}
 	}
 }
+
+func TestAxpyRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, n := range []int{1, 15, 16, 17, 64, 100, 192, 576} {
+		for _, nt := range []int{0, 1, 16} {
+			a, x := randSlice(rng, nt), randSlice(rng, nt*n)
+			y := randSlice(rng, n+1)
+			want := append([]float32(nil), y...)
+			for t := 0; t < nt; t++ {
+				for j := 0; j < n; j++ {
+					want[j] += a[t] * x[t*n+j]
+				}
+			}
+			axpyRows(y[:n], a, x)
+			checkClose(t, "axpyRows", y, want, 1e-5)
+		}
+	}
+}

@@ -218,18 +218,21 @@ type Segment struct {
 // for the whole batch, the adapters add only rank-r work). Rows outside every
 // segment get the base layer alone. l.LoRA is ignored.
 func (l *Linear) ForwardSegments(y, x []float32, rows int, segs []Segment) {
-	l.base(y, x, rows)
+	lr := make([]kernels.LowRank, len(segs))
+	for i, s := range segs {
+		lr[i] = kernels.LowRank{Lo: s.Lo, Hi: s.Hi, A: s.M.A, B: s.M.B, BT: s.M.BT(), R: s.M.R, Scale: s.M.Scale}
+	}
+	if l.W != nil && len(lr) > 0 {
+		// Float32 weight: the base product and the adapters' terms overlap
+		// (compute-bound and memory-bound work on different threads).
+		kernels.MatMulTLowRank(y, x, l.W, rows, l.Out, l.In, lr)
+	} else {
+		l.base(y, x, rows)
+		kernels.AddLowRank(y, x, l.In, l.Out, lr)
+	}
 	if l.B != nil {
 		for r := 0; r < rows; r++ {
 			kernels.Axpy(1, l.B, y[r*l.Out:(r+1)*l.Out])
 		}
 	}
-	if len(segs) == 0 {
-		return
-	}
-	lr := make([]kernels.LowRank, len(segs))
-	for i, s := range segs {
-		lr[i] = kernels.LowRank{Lo: s.Lo, Hi: s.Hi, A: s.M.A, B: s.M.B, BT: s.M.BT(), R: s.M.R, Scale: s.M.Scale}
-	}
-	kernels.AddLowRank(y, x, l.In, l.Out, lr)
 }
