@@ -112,7 +112,10 @@ func MatMulTLowRank(y, x, w []float32, m, n, k int, segs []LowRank) {
 		}
 	}
 	threads := Threads()
-	if small < 2 || threads < 2 || m <= gemvMaxM || k == 0 || m*n*k < gemmParallelFlops {
+	// Overlap only when the product splits by columns (a decode batch: m ≤ n),
+	// whose units each pack only their own panel of w; split by rows, every
+	// unit would pack all of w again.
+	if small < 2 || threads < 2 || m <= gemvMaxM || m > n || k == 0 || m*n*k < gemmParallelFlops {
 		MatMulT(y, x, w, m, n, k, false)
 		AddLowRank(y, x, k, n, segs)
 		return

@@ -62,3 +62,29 @@ func TestAddLowRankMatchesRef(t *testing.T) {
 		checkClose(t, "AddLowRank", y, want, 1e-4) // float32 sums of ~600 terms, scaled by up to 9
 	}
 }
+
+// MatMulTMany against MatMulT for each matrix, decode row counts and a
+// prefill one (the fallback), odd sizes included.
+func TestMatMulTMany(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, m := range []int{1, 3, 8, 9} {
+		k := 577
+		ns := []int{576, 193, 1}
+		x := randSlice(rng, m*k)
+		var ws, dsts [][]float32
+		for _, n := range ns {
+			ws = append(ws, randSlice(rng, n*k))
+			dsts = append(dsts, make([]float32, m*n))
+		}
+		MatMulTMany(x, m, k, dsts, ws, ns)
+		for i, n := range ns {
+			want := make([]float32, m*n)
+			MatMulT(want, x, ws[i], m, n, k, false)
+			for j := range want {
+				if dsts[i][j] != want[j] {
+					t.Fatalf("m=%d matrix %d [%d] = %g, want %g (MatMulT)", m, i, j, dsts[i][j], want[j])
+				}
+			}
+		}
+	}
+}

@@ -130,3 +130,36 @@ func checkMatMul(op string, ld, lx, lw, wantD, wantX, wantW int) {
 		panic(ShapeError{fmt.Sprintf("%s: buffers dst %d, x %d, w %d shorter than %d, %d, %d", op, ld, lx, lw, wantD, wantX, wantW)})
 	}
 }
+
+// GEMVMaxRows is the largest row count MatMulT and MatMulTMany serve with the
+// dot-product (decode) path.
+const GEMVMaxRows = gemvMaxM
+
+// MatMulTMany computes dsts[i] = x·ws[i]ᵀ (x [m, k], ws[i] [ns[i], k], dsts[i]
+// [m, ns[i]]) for weights that share their input — q, k and v; gate and up —
+// in one parallel loop over all their rows, so a decode step pays one
+// fork-join where it would pay one per matrix. Each element is computed as
+// MatMulT computes it.
+func MatMulTMany(x []float32, m, k int, dsts, ws [][]float32, ns []int) {
+	if m > gemvMaxM || k == 0 || Threads() < 2 {
+		for i := range ws {
+			MatMulT(dsts[i], x, ws[i], m, ns[i], k, false)
+		}
+		return
+	}
+	steps := 0
+	for i := range ws {
+		checkMatMul("MatMulTMany", len(dsts[i]), len(x), len(ws[i]), m*ns[i], m*k, ns[i]*k)
+		steps += (ns[i] + dotStep - 1) / dotStep
+	}
+	Parallel(steps, max(1, (1<<14)/(k*dotStep)), func(lo, hi int) {
+		first := 0 // the first step of matrix i
+		for i := range ws {
+			si := (ns[i] + dotStep - 1) / dotStep
+			if a, b := max(lo, first), min(hi, first+si); a < b {
+				gemvRange(impl, dsts[i], x, ws[i], m, ns[i], k, 0, (a-first)*dotStep, min((b-first)*dotStep, ns[i]))
+			}
+			first += si
+		}
+	})
+}

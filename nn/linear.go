@@ -236,3 +236,8 @@ func (l *Linear) ForwardSegments(y, x []float32, rows int, segs []Segment) {
 		}
 	}
 }
+
+// PlainFloat32 reports whether the layer is a bare float32 product (no LoRA,
+// no quantized or 16-bit weight), the case decode can batch with its siblings
+// (kernels.MatMulTMany).
+func (l *Linear) PlainFloat32() bool { return l.W != nil && l.LoRA == nil }

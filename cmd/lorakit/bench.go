@@ -22,6 +22,7 @@ import (
 	"github.com/lorakit/lorakit/model/llama"
 	"github.com/lorakit/lorakit/nn"
 	"github.com/lorakit/lorakit/sample"
+	"github.com/lorakit/lorakit/tensor"
 	"github.com/lorakit/lorakit/train"
 	"github.com/lorakit/lorakit/train/optim"
 )
@@ -128,9 +129,14 @@ func benchModel(shape, path string) (*llama.Model, string, error) {
 		// Quantized layer by layer: the float32 model never exists, so the
 		// peak RSS is the NF4 model's.
 		restore := leanGC()
-		m, err = llama.NewRandomNF4(cfg, 1)
-		if err == nil {
-			err = applyDType(m)
+		if d := strings.ToLower(dtypeAtLoad); d == "bf16" || d == "f16" {
+			// The embedding drawn straight into 16 bits: no float32 copy.
+			m, err = llama.NewRandomNF4With16(cfg, 1, tensor.DType(strings.ToUpper(d)))
+		} else {
+			m, err = llama.NewRandomNF4(cfg, 1)
+			if err == nil {
+				err = applyDType(m)
+			}
 		}
 		restore()
 		if err != nil {

@@ -40,6 +40,7 @@ requests in all, each a random prompt of --prompt tokens generating exactly
 token and per-token latency (time per output token after the first) percentiles.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			servingGC()
 			if concurrency < 1 || requests < 1 || maxTokens < 1 || promptLen < 1 || nAdapters < 0 {
 				return fmt.Errorf("--concurrency, --requests, --max-tokens and --prompt must be positive, --adapters not negative")
 			}

@@ -45,6 +45,7 @@ DELETE /v1/adapters/{name}. Also /metrics (Prometheus), /healthz, /readyz.
 SIGTERM or SIGINT stops accepting and drains in-flight requests.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			servingGC()
 			level := slog.LevelInfo
 			if v, _ := cmd.Flags().GetBool("verbose"); v {
 				level = slog.LevelDebug

@@ -1,6 +1,7 @@
 package llama
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"github.com/lorakit/lorakit/lora"
 	"github.com/lorakit/lorakit/model"
 	"github.com/lorakit/lorakit/nn"
+	"github.com/lorakit/lorakit/tensor"
 )
 
 // trainGrads runs one LossAndGrad with LoRA dropout on and returns the loss
@@ -188,6 +190,42 @@ func TestNewRandomNF4(t *testing.T) {
 			}
 			same(p.Name, dq(p.Linear), dq(wp))
 			same(p.Name+" bias", p.Linear.B, wp.B)
+		}
+	}
+}
+
+// NewRandomNF4With16 equals NewRandomNF4 followed by ConvertWeights: the
+// same embedding and lm_head bits, tied or untied, and the same NF4 codes.
+func TestNewRandomNF4With16(t *testing.T) {
+	for _, tied := range []bool{true, false} {
+		cfg, err := model.ParseConfig([]byte(fmt.Sprintf(`{"model_type":"llama","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":50,"rms_norm_eps":1e-5,"tie_word_embeddings":%v}`, tied)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := NewRandomNF4(cfg, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := want.ConvertWeights(tensor.BF16); err != nil {
+			t.Fatal(err)
+		}
+		got, err := NewRandomNF4With16(cfg, 9, tensor.BF16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.EmbedType != tensor.BF16 || !slices.Equal(got.Embed16, want.Embed16) || got.Embed != nil {
+			t.Fatalf("tied=%v: embedding differs", tied)
+		}
+		if got.LMHead.W16Type != tensor.BF16 || !slices.Equal(got.LMHead.W16, want.LMHead.W16) {
+			t.Fatalf("tied=%v: lm_head differs", tied)
+		}
+		for li, l := range got.Layers {
+			if !slices.Equal(l.Q.Q.Packed, want.Layers[li].Q.Q.Packed) {
+				t.Fatalf("tied=%v layer %d: q codes differ", tied, li)
+			}
+		}
+		if got.WeightBytes() != want.WeightBytes() {
+			t.Fatalf("tied=%v: %d weight bytes, want %d", tied, got.WeightBytes(), want.WeightBytes())
 		}
 	}
 }

@@ -61,6 +61,41 @@ func (m *Model) linear(st *Step, start []int, li, pi int, l *nn.Linear, y, x []f
 	l.ForwardSegments(y, x, rows, segs)
 }
 
+// lin pairs a projection with its output buffer.
+type lin struct {
+	l *nn.Linear
+	y []float32
+}
+
+// linears runs projections pi0, pi0+1, ... of layer li that share their
+// input x. A decode step without adapters runs the float32 products as one
+// parallel loop (kernels.MatMulTMany): one fork-join instead of one each.
+func (m *Model) linears(st *Step, start []int, li, pi0 int, x []float32, rows int, ps ...lin) {
+	plain := st.Adapters == nil && rows <= kernels.GEMVMaxRows && len(ps) <= 3
+	for _, p := range ps {
+		plain = plain && p.l.PlainFloat32()
+	}
+	if !plain {
+		for i, p := range ps {
+			m.linear(st, start, li, pi0+i, p.l, p.y, x, rows)
+		}
+		return
+	}
+	var dsts, ws [3][]float32
+	var ns [3]int
+	for i, p := range ps {
+		dsts[i], ws[i], ns[i] = p.y, p.l.W, p.l.Out
+	}
+	kernels.MatMulTMany(x, rows, ps[0].l.In, dsts[:len(ps)], ws[:len(ps)], ns[:len(ps)])
+	for _, p := range ps {
+		if p.l.B != nil {
+			for r := 0; r < rows; r++ {
+				kernels.Axpy(1, p.l.B, p.y[r*p.l.Out:(r+1)*p.l.Out])
+			}
+		}
+	}
+}
+
 // Activations are the tensors a forward pass keeps for the backward pass,
 // named as in llm.c's ActivationTensors.
 type Activations struct {
@@ -163,9 +198,7 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 		kernels.RMSNorm(xn, grow(&a.Rstd1, N), x, l.AttnNorm, N, D, eps)
 		q := grow(&a.Q, N*Hq)
 		k, v := kv[:N*Hkv], kv[N*Hkv:]
-		m.linear(st, start, li, 0, l.Q, q, xn, N)
-		m.linear(st, start, li, 1, l.K, k, xn, N)
-		m.linear(st, start, li, 2, l.V, v, xn, N)
+		m.linears(st, start, li, 0, xn, N, lin{l.Q, q}, lin{l.K, k}, lin{l.V, v})
 		if c.QKNorm { // Qwen3: RMSNorm over each head, before RoPE
 			if saving {
 				keep(&a.QPre, q)
@@ -207,8 +240,7 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 		xn = grow(&a.XNorm2, N*D)
 		kernels.RMSNorm(xn, grow(&a.Rstd2, N), x, l.MLPNorm, N, D, eps)
 		gate, up := grow(&a.Gate, N*F), grow(&a.Up, N*F)
-		m.linear(st, start, li, 4, l.Gate, gate, xn, N)
-		m.linear(st, start, li, 5, l.Up, up, xn, N)
+		m.linears(st, start, li, 4, xn, N, lin{l.Gate, gate}, lin{l.Up, up})
 		prod := grow(&a.GatedProd, N*F)
 		kernels.SwiGLU(prod, gate, up)
 		if st.ck.recomputing() {

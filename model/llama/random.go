@@ -6,13 +6,14 @@ import (
 
 	"github.com/lorakit/lorakit/model"
 	"github.com/lorakit/lorakit/nn"
+	"github.com/lorakit/lorakit/tensor"
 )
 
 // NewRandom makes a model of the given config with weights drawn as HF
 // initialises Llama (normal, std 0.02; norms 1; biases small), for tests and
 // benchmarks of a named shape.
 func NewRandom(cfg *model.Config, seed uint64) *Model {
-	m, _ := newRandom(cfg, seed, false) // no error without quantization
+	m, _ := newRandom(cfg, seed, false, "") // no error without quantization
 	return m
 }
 
@@ -22,10 +23,21 @@ func NewRandom(cfg *model.Config, seed uint64) *Model {
 // (a QLoRA benchmark's peak memory is that of the NF4 model). The weights are
 // the same random values, drawn in the same order.
 func NewRandomNF4(cfg *model.Config, seed uint64) (*Model, error) {
-	return newRandom(cfg, seed, true)
+	return newRandom(cfg, seed, true, "")
 }
 
-func newRandom(cfg *model.Config, seed uint64, quantize bool) (*Model, error) {
+// NewRandomNF4With16 is NewRandomNF4 with the embedding and lm_head held in
+// the 16-bit type d (BF16 or F16), drawn row by row so that no float32 copy
+// of them exists either: the usual QLoRA setup (bnb_4bit_compute_dtype and
+// torch_dtype bfloat16), equal to NewRandomNF4 followed by ConvertWeights(d).
+func NewRandomNF4With16(cfg *model.Config, seed uint64, d tensor.DType) (*Model, error) {
+	if !d.Is16() {
+		return nil, fmt.Errorf("random model: %s is not a 16-bit type", d)
+	}
+	return newRandom(cfg, seed, true, d)
+}
+
+func newRandom(cfg *model.Config, seed uint64, quantize bool, embed16 tensor.DType) (*Model, error) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	normal := func(n int, std float64) []float32 {
 		v := make([]float32, n)
@@ -56,7 +68,20 @@ func newRandom(cfg *model.Config, seed uint64, quantize bool) (*Model, error) {
 		}
 		return l
 	}
-	m := &Model{Config: c, Embed: normal(V*D, 0.02), Norm: ones(D)}
+	m := &Model{Config: c}
+	if embed16 != "" {
+		m.Embed16, m.EmbedType = make([]uint16, V*D), embed16
+		row := make([]float32, D)
+		for t := 0; t < V; t++ {
+			for i := range row {
+				row[i] = float32(rng.NormFloat64() * 0.02)
+			}
+			tensor.Narrow(embed16, m.Embed16[t*D:(t+1)*D], row)
+		}
+	} else {
+		m.Embed = normal(V*D, 0.02)
+	}
+	m.Norm = ones(D)
 	for i := 0; i < c.NumLayers; i++ {
 		l := &Layer{
 			AttnNorm: ones(D), MLPNorm: ones(D),
@@ -73,9 +98,14 @@ func newRandom(cfg *model.Config, seed uint64, quantize bool) (*Model, error) {
 		m.Layers = append(m.Layers, l)
 	}
 	if c.TieEmbeddings {
-		m.LMHead = &nn.Linear{In: D, Out: V, W: m.Embed}
+		m.LMHead = &nn.Linear{In: D, Out: V, W: m.Embed, W16: m.Embed16, W16Type: m.EmbedType}
 	} else {
 		m.LMHead = &nn.Linear{In: D, Out: V, W: normal(V*D, 0.02)}
+		if embed16 != "" {
+			if err := m.LMHead.ToDType(embed16); err != nil {
+				return nil, err
+			}
+		}
 	}
 	m.init()
 	return m, nil
