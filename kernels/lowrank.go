@@ -105,37 +105,40 @@ func addSmallLowRank(y, x []float32, in, out int, s *LowRank, u []float32) []flo
 // out. The product's elements are computed exactly as MatMulT's.
 func MatMulTLowRank(y, x, w []float32, m, n, k int, segs []LowRank) {
 	checkMatMul("MatMulTLowRank", len(y), len(x), len(w), m*n, m*k, n*k)
-	small := 0
-	for i := range segs {
-		if d := segs[i].Hi - segs[i].Lo; d > 0 && d <= lowRankSmallRows {
-			small++
-		}
-	}
 	threads := Threads()
-	// Overlap only when the product splits by columns (a decode batch: m ≤ n),
-	// whose units each pack only their own panel of w; split by rows, every
-	// unit would pack all of w again.
-	if small < 2 || threads < 2 || m <= gemvMaxM || m > n || k == 0 || m*n*k < gemmParallelFlops {
+	if len(segs) == 0 || threads < 2 || m <= gemvMaxM || k == 0 || m*n*k < gemmParallelFlops {
 		MatMulT(y, x, w, m, n, k, false)
 		AddLowRank(y, x, k, n, segs)
 		return
 	}
+	// Work units for the adapters: segments cut into pieces of at most
+	// lowRankSmallRows rows (one adapter over a whole batch still overlaps).
+	var pieces []LowRank
+	for _, s := range segs {
+		for lo := s.Lo; lo < s.Hi; lo += lowRankSmallRows {
+			p := s
+			p.Lo, p.Hi = lo, min(lo+lowRankSmallRows, s.Hi)
+			pieces = append(pieces, p)
+		}
+	}
+	segs = pieces
 	g := &gemmArgs{m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, bNMajor: true, c: y, ldc: n}
 	im := impl.forCols(n)
 	g.im = im
 	g.kc = balancedBlock(k, im.kc)
-	units, unit := n, im.nr
-	g.byCol = n >= m
-	if !g.byCol {
-		units, unit = m, im.mr
+	// The product is split by columns, each unit packing only its panel of
+	// w (split by rows, every unit would pack all of w). With more rows than
+	// columns (prefill) each unit also packs all of x, so the units are
+	// wider: about four in all.
+	g.byCol = true
+	unit := im.nr
+	if m > n {
+		unit = im.nr * max(1, (n+4*im.nr-1)/(4*im.nr))
 	}
 	g.unit = unit
-	cols := n
-	if g.byCol {
-		cols = (n + threads - 1) / threads
-	}
+	cols := (n + threads - 1) / threads
 	g.unpackA = im.kernelU != nil && cols <= unpackedAMaxPanels*im.nr
-	nu := (units + unit - 1) / unit
+	nu := (n + unit - 1) / unit
 	ylp := lowRankBufs.Get().(*[]float32)
 	if cap(*ylp) < m*n {
 		*ylp = make([]float32, m*n)
@@ -163,10 +166,8 @@ func MatMulTLowRank(y, x, w []float32, m, n, k int, segs []LowRank) {
 			return false
 		}
 		s := &segs[i]
-		if d := s.Hi - s.Lo; d > 0 && d <= lowRankSmallRows {
-			clear(yl[s.Lo*n : s.Hi*n])
-			us[role] = addSmallLowRank(yl, x, k, n, s, us[role])
-		}
+		clear(yl[s.Lo*n : s.Hi*n])
+		us[role] = addSmallLowRank(yl, x, k, n, s, us[role])
 		return true
 	}
 	Parallel(2, 1, func(lo, hi int) {
@@ -186,11 +187,7 @@ func MatMulTLowRank(y, x, w []float32, m, n, k int, segs []LowRank) {
 	})
 	for i := range segs {
 		s := &segs[i]
-		if d := s.Hi - s.Lo; d > 0 && d <= lowRankSmallRows {
-			Axpy(1, yl[s.Lo*n:s.Hi*n], y[s.Lo*n:s.Hi*n])
-		} else if d > lowRankSmallRows {
-			AddLowRank(y, x, k, n, segs[i:i+1])
-		}
+		Axpy(1, yl[s.Lo*n:s.Hi*n], y[s.Lo*n:s.Hi*n])
 	}
 	lowRankBufs.Put(ylp)
 }

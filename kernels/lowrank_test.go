@@ -10,7 +10,7 @@ import (
 // alone), ranks 1..16, and guard slots after y.
 func TestAddLowRankMatchesRef(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	for _, dims := range [][2]int{{24, 40}, {576, 192}, {33, 17}} {
+	for _, dims := range [][2]int{{24, 40}, {576, 192}, {33, 17}, {2048, 32}} { // the last: more rows than columns
 		in, out := dims[0], dims[1]
 		var segs []LowRank
 		rows := 0
