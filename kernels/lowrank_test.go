@@ -23,6 +23,9 @@ func TestAddLowRankMatchesRef(t *testing.T) {
 			for j := range a {
 				a[j] *= 0.05 // realistic magnitudes: u = x·Aᵀ about 1
 			}
+			for j := range b {
+				b[j] *= 0.1 // and a low-rank term of a few units at most
+			}
 			seg := LowRank{Lo: rows, Hi: rows + n, A: a, B: b, R: r, Scale: 0.5 + float32(i)}
 			if i%2 == 1 { // half the segments carry Bᵀ as well
 				seg.BT = make([]float32, r*out)
@@ -49,6 +52,9 @@ func TestAddLowRankMatchesRef(t *testing.T) {
 		}
 		// The fused product: y = x·wᵀ, then the same terms.
 		w := randSlice(rng, out*in)
+		for j := range w {
+			w[j] *= 0.05 // x·wᵀ about 1 even for k = 2048, as in a model
+		}
 		yf := append([]float32(nil), y...)
 		wantF := append([]float32(nil), y...)
 		MatMulTRef(wantF[:rows*out], x, w, rows, out, in, false)
