@@ -170,25 +170,7 @@ func TestGEMMNaNAndInf(t *testing.T) {
 				b[op.bAt(m, n, k, 0, ij, p+1)] = float32(math.Inf(1))
 				dst := make([]float32, m*n)
 				op.fast(dst, a, b, m, n, k, false)
-				for i := 0; i < m; i++ {
-					for j := 0; j < n; j++ {
-						v := dst[i*n+j]
-						switch {
-						case i == ni:
-							if !math.IsNaN(float64(v)) {
-								t.Fatalf("%s %v: [%d,%d] = %v, want NaN", op.name, s, i, j, v)
-							}
-						case j == ij:
-							if !math.IsInf(float64(v), 1) {
-								t.Fatalf("%s %v: [%d,%d] = %v, want +Inf", op.name, s, i, j, v)
-							}
-						default:
-							if v != float32(k) {
-								t.Fatalf("%s %v: [%d,%d] = %v, want %d", op.name, s, i, j, v, k)
-							}
-						}
-					}
-				}
+				checkNaNInfRowCol(t, fmt.Sprintf("%s %v", op.name, s), dst, m, n, k, ni, ij)
 			}
 		}
 	})
@@ -346,5 +328,31 @@ func BenchmarkGEMM(b *testing.B) {
 			b.ReportMetric(4*float64(n)*float64(k)*float64(b.N)/sec/1e9, "GB/s")
 			b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/sec/1e9, "GFLOPS")
 		})
+	}
+}
+
+// checkNaNInfRowCol checks the product of all-ones operands of depth k with a
+// NaN in row ni of the left one and +Inf in column ij of the right one: row
+// ni is NaN, column ij (elsewhere) +Inf, every other element k.
+func checkNaNInfRowCol(t *testing.T, what string, dst []float32, m, n, k, ni, ij int) {
+	t.Helper()
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			v := dst[i*n+j]
+			switch {
+			case i == ni:
+				if !math.IsNaN(float64(v)) {
+					t.Fatalf("%s: [%d,%d] = %v, want NaN", what, i, j, v)
+				}
+			case j == ij:
+				if !math.IsInf(float64(v), 1) {
+					t.Fatalf("%s: [%d,%d] = %v, want +Inf", what, i, j, v)
+				}
+			default:
+				if v != float32(k) {
+					t.Fatalf("%s: [%d,%d] = %v, want %d", what, i, j, v, k)
+				}
+			}
+		}
 	}
 }

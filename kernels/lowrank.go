@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -113,15 +114,18 @@ func MatMulTLowRank(y, x, w []float32, m, n, k int, segs []LowRank) {
 	}
 	// Work units for the adapters: segments cut into pieces of at most
 	// lowRankSmallRows rows (one adapter over a whole batch still overlaps).
-	var pieces []LowRank
-	for _, s := range segs {
-		for lo := s.Lo; lo < s.Hi; lo += lowRankSmallRows {
-			p := s
-			p.Lo, p.Hi = lo, min(lo+lowRankSmallRows, s.Hi)
-			pieces = append(pieces, p)
+	// A decode step's segments are all short already: no copy then.
+	if slices.ContainsFunc(segs, func(s LowRank) bool { return s.Hi-s.Lo > lowRankSmallRows }) {
+		var pieces []LowRank
+		for _, s := range segs {
+			for lo := s.Lo; lo < s.Hi; lo += lowRankSmallRows {
+				p := s
+				p.Lo, p.Hi = lo, min(lo+lowRankSmallRows, s.Hi)
+				pieces = append(pieces, p)
+			}
 		}
+		segs = pieces
 	}
-	segs = pieces
 	g := &gemmArgs{m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, bNMajor: true, c: y, ldc: n}
 	im := impl.forCols(n)
 	g.im = im

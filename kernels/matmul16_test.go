@@ -185,25 +185,7 @@ func TestMatMul16NaNAndInf(t *testing.T) {
 				w[at] = to16(op.kind, float32(math.Inf(1)))
 				dst := make([]float32, m*n)
 				op.fast(dst, x, w, m, n, k, false)
-				for i := 0; i < m; i++ {
-					for j := 0; j < n; j++ {
-						v := dst[i*n+j]
-						switch {
-						case i == ni:
-							if !math.IsNaN(float64(v)) {
-								t.Fatalf("%s %v: [%d,%d] = %v, want NaN", op.name, s, i, j, v)
-							}
-						case j == ij:
-							if !math.IsInf(float64(v), 1) {
-								t.Fatalf("%s %v: [%d,%d] = %v, want +Inf", op.name, s, i, j, v)
-							}
-						default:
-							if v != float32(k) {
-								t.Fatalf("%s %v: [%d,%d] = %v, want %d", op.name, s, i, j, v, k)
-							}
-						}
-					}
-				}
+				checkNaNInfRowCol(t, fmt.Sprintf("%s %v", op.name, s), dst, m, n, k, ni, ij)
 				// A NaN weight poisons its column.
 				w[at] = 0x7fc1
 				if op.kind == halfF16 {

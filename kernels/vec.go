@@ -36,37 +36,24 @@ func swiGLU(dst, gate, up []float32) {
 
 // weightedRows writes out[j] = Σ_t p[t]·v[t·ldv+j] for j < len(out),
 // t < len(p): attention's probabilities times its value rows.
-func weightedRows(out, p, v []float32, ldv int) { weightedRowsTo(out, p, v, ldv, false) }
-
-// weightedRowsTo is weightedRows, adding the sums into out when add is set.
-func weightedRowsTo(out, p, v []float32, ldv int, add bool) {
+func weightedRows(out, p, v []float32, ldv int) {
 	d := len(out)
 	if len(p) == 0 {
-		if !add {
-			clear(out)
-		}
+		clear(out)
 		return
 	}
 	_ = v[(len(p)-1)*ldv+d-1]
 	j := 0
 	if vec512 && d >= 16 {
 		j = d &^ 15
-		a := 0
-		if add {
-			a = 1
-		}
-		weightedRows512(j, len(p), &p[0], &v[0], ldv, &out[0], a)
+		weightedRows512(j, len(p), &p[0], &v[0], ldv, &out[0])
 	}
 	for ; j < d; j++ {
 		var s float32
 		for t, pt := range p {
 			s += pt * v[t*ldv+j]
 		}
-		if add {
-			out[j] += s
-		} else {
-			out[j] = s
-		}
+		out[j] = s
 	}
 }
 

@@ -14,7 +14,7 @@ func expScaleSum512(n int, x *float32, scale, shift float32) float32
 func swiGLU512(n int, dst, gate, up *float32)
 
 //go:noescape
-func weightedRows512(d, nt int, p, v *float32, ldv int, out *float32, add int)
+func weightedRows512(d, nt int, p, v *float32, ldv int, out *float32)
 
 //go:noescape
 func axpyRows512(n, nt int, a, x, y *float32)

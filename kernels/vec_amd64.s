@@ -116,11 +116,10 @@ swdone:
 	VZEROUPPER
 	RET
 
-// func weightedRows512(d, nt int, p, v *float32, ldv int, out *float32, add int)
-// out[j] (+)= Σ_t p[t]·v[t*ldv+j] for j < d (a multiple of 16), t < nt,
-// summed in order of t (then added to out when add ≠ 0): attention's
-// probabilities times the value rows, or a LoRA expand u·Bᵀ from Bᵀ.
-TEXT ·weightedRows512(SB), NOSPLIT, $0-56
+// func weightedRows512(d, nt int, p, v *float32, ldv int, out *float32)
+// out[j] = Σ_t p[t]·v[t*ldv+j] for j < d (a multiple of 16), t < nt, summed
+// in order of t: attention's probabilities times the value rows.
+TEXT ·weightedRows512(SB), NOSPLIT, $0-48
 	MOVQ d+0(FP), R8
 	MOVQ nt+8(FP), R9
 	MOVQ p+16(FP), SI
@@ -128,7 +127,6 @@ TEXT ·weightedRows512(SB), NOSPLIT, $0-56
 	MOVQ ldv+32(FP), R10
 	SHLQ $2, R10
 	MOVQ out+40(FP), DI
-	MOVQ add+48(FP), R11
 wr4:
 	CMPQ R8, $64
 	JLT wr1
@@ -152,13 +150,6 @@ wr4loop:
 	DECQ CX
 	JNZ wr4loop
 wr4store:
-	TESTQ R11, R11
-	JZ wr4put
-	VADDPS (DI), Z0, Z0
-	VADDPS 64(DI), Z1, Z1
-	VADDPS 128(DI), Z2, Z2
-	VADDPS 192(DI), Z3, Z3
-wr4put:
 	VMOVUPS Z0, (DI)
 	VMOVUPS Z1, 64(DI)
 	VMOVUPS Z2, 128(DI)
@@ -184,10 +175,6 @@ wr1loop:
 	DECQ CX
 	JNZ wr1loop
 wr1store:
-	TESTQ R11, R11
-	JZ wr1put
-	VADDPS (DI), Z0, Z0
-wr1put:
 	VMOVUPS Z0, (DI)
 	ADDQ $64, DX
 	ADDQ $64, DI

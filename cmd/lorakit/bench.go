@@ -128,7 +128,7 @@ func benchModel(shape, path string) (*llama.Model, string, error) {
 	if quantizeAtLoad == "nf4" {
 		// Quantized layer by layer: the float32 model never exists, so the
 		// peak RSS is the NF4 model's.
-		restore := leanGC()
+		restore := train.LeanGC()
 		if d := strings.ToLower(dtypeAtLoad); d == "bf16" || d == "f16" {
 			// The embedding drawn straight into 16 bits: no float32 copy.
 			m, err = llama.NewRandomNF4With16(cfg, 1, tensor.DType(strings.ToUpper(d)))
@@ -226,7 +226,7 @@ func newBenchTrainCmd() *cobra.Command {
 		Short: "LoRA training speed: tokens/s of forward+backward+AdamW steps, and peak RSS",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, name, err := benchTrainModel(shape, modelPath)
+			m, name, err := benchModel(shape, modelPath)
 			if err != nil {
 				return err
 			}
@@ -299,25 +299,6 @@ func newBenchTrainCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	cmd.Flags().BoolVar(&ckpt, "gradient-checkpointing", false, gradientCheckpointingHelp)
 	return cmd
-}
-
-// benchTrainModel is benchModel, except that a random NF4 model is quantized
-// layer by layer as it is drawn (llama.NewRandomNF4, the same weights as
-// quantizing NewRandom's), so the float32 projections never inflate the
-// QLoRA peak RSS.
-func benchTrainModel(shape, path string) (*llama.Model, string, error) {
-	if path != "" || quantizeAtLoad != "nf4" {
-		return benchModel(shape, path)
-	}
-	cfg, err := model.NamedShape(shape)
-	if err != nil {
-		return nil, "", err
-	}
-	m, err := llama.NewRandomNF4(cfg, 1)
-	if err != nil {
-		return nil, "", err
-	}
-	return m, shape + " (random weights, nf4)", nil
 }
 
 // peakRSS is the process's peak resident set (VmHWM) in bytes, 0 if unknown.

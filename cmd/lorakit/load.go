@@ -15,6 +15,7 @@ import (
 	"github.com/lorakit/lorakit/models"
 	"github.com/lorakit/lorakit/tensor"
 	"github.com/lorakit/lorakit/tokenizer"
+	"github.com/lorakit/lorakit/train"
 )
 
 // loadedModel is a model with everything needed to talk to it.
@@ -80,7 +81,7 @@ func applyDType(m *llama.Model) error {
 	if d == "" {
 		return nil
 	}
-	defer leanGC()()
+	defer train.LeanGC()()
 	return m.ConvertWeights(d)
 }
 
@@ -97,7 +98,7 @@ func applyQuantize(m *llama.Model) error {
 		// Each layer's float32 weight becomes garbage as it is quantized;
 		// collecting often keeps the peak near the quantized model's size
 		// instead of the float32 one's.
-		defer leanGC()()
+		defer train.LeanGC()()
 		return m.QuantizeNF4()
 	}
 	return fmt.Errorf("--quantize %q: only nf4 is supported", quantizeAtLoad)
@@ -262,16 +263,6 @@ func (lm *loadedModel) attachAdapters(paths []string) error {
 		}
 	}
 	return lm.Model.Attach(a)
-}
-
-// leanGC lowers the garbage collector's heap growth while a model is built or
-// quantized (unless GOGC is set) and returns the func that restores it.
-func leanGC() (restore func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
-	}
-	prev := debug.SetGCPercent(10)
-	return func() { debug.SetGCPercent(prev) }
 }
 
 // servingGCPercent is the garbage collector's heap growth while serving. The
