@@ -47,6 +47,10 @@ type Config struct {
 	// Quantization is "nf4" for a folder whose projections are stored in
 	// bitsandbytes 4-bit NF4 (quantization_config), "" otherwise.
 	Quantization string
+	// QuantComputeDType is quantization_config's bnb_4bit_compute_dtype
+	// ("float32" when absent, as in transformers): "bfloat16" makes the NF4
+	// products compute in BF16; any other value computes in float32.
+	QuantComputeDType string
 }
 
 // RopeScaling is config.json's rope_scaling; only "llama3" (Llama 3.1+) and
@@ -150,11 +154,12 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 	}
 	if len(quant) > 0 && string(quant) != "null" {
-		_, ok, err := nf4.ParseHFQuantizationConfig(quant)
+		hq, ok, err := nf4.ParseHFQuantizationConfig(quant)
 		if err != nil || !ok {
 			return nil, fmt.Errorf("config.json: quantization_config: %w (lorakit reads bitsandbytes 4-bit NF4 only): %v", ErrUnsupported, err)
 		}
 		c.Quantization = "nf4"
+		c.QuantComputeDType = hq.ComputeDType
 	}
 	if c.HiddenAct == "" {
 		c.HiddenAct = "silu"
@@ -403,7 +408,7 @@ func (c *Config) HFJSON() ([]byte, error) {
 		m["rope_scaling"] = c.RopeScaling
 	}
 	if c.Quantization == "nf4" {
-		m["quantization_config"] = nf4.HFQuantizationConfig(true, "float32", []string{"lm_head"})
+		m["quantization_config"] = nf4.HFQuantizationConfig(true, c.QuantComputeDType, []string{"lm_head"})
 	}
 	if c.SlidingWindow > 0 {
 		m["sliding_window"] = c.SlidingWindow

@@ -21,8 +21,12 @@ type Linear struct {
 	// the products widen it in registers. Nil unless the weight is so held.
 	W16     []uint16
 	W16Type tensor.DType
-	B       []float32 // [Out], nil when the layer has no bias
-	LoRA    *lora.Module
+	// ComputeBF16: the products with an NF4 weight round their operands to
+	// BF16 and sum in float32 (bitsandbytes' bnb_4bit_compute_dtype=
+	// bfloat16, see nf4.MatMulTBF16); false computes in float32.
+	ComputeBF16 bool
+	B           []float32 // [Out], nil when the layer has no bias
+	LoRA        *lora.Module
 	// Dropout on the LoRA branch's input during training (PEFT lora_dropout);
 	// the mask is a pure function of DropoutSeed so the backward pass can
 	// regenerate it instead of storing it.
@@ -35,7 +39,11 @@ type Linear struct {
 // the float32 matrix is never materialised).
 func (l *Linear) base(y, x []float32, rows int) {
 	if l.Q != nil {
-		nf4.MatMulT(y, x, l.Q, rows, false)
+		if l.ComputeBF16 {
+			nf4.MatMulTBF16(y, x, l.Q, rows, false)
+		} else {
+			nf4.MatMulT(y, x, l.Q, rows, false)
+		}
 		return
 	}
 	if l.W16 != nil {
@@ -145,6 +153,8 @@ func dropMask(seed, i uint64, p float32) bool {
 func (l *Linear) Backward(dx, dy, x []float32, rows int, accumulate bool) {
 	if dx != nil {
 		switch {
+		case l.Q != nil && l.ComputeBF16:
+			nf4.MatMulBF16(dx, dy, l.Q, rows, accumulate)
 		case l.Q != nil:
 			nf4.MatMul(dx, dy, l.Q, rows, accumulate)
 		case l.W16 != nil && l.W16Type == tensor.F16:
@@ -241,3 +251,7 @@ func (l *Linear) ForwardSegments(y, x []float32, rows int, segs []Segment) {
 // no quantized or 16-bit weight), the case decode can batch with its siblings
 // (kernels.MatMulTMany).
 func (l *Linear) PlainFloat32() bool { return l.W != nil && l.LoRA == nil }
+
+// PlainNF4 reports whether the layer is a bare NF4 product (no LoRA), which
+// decode batches with its siblings (nf4.MatMulTMany).
+func (l *Linear) PlainNF4() bool { return l.Q != nil && l.LoRA == nil }

@@ -139,6 +139,9 @@ func benchModel(shape, path string) (*llama.Model, string, error) {
 			}
 		}
 		restore()
+		if err == nil {
+			err = applyNF4Compute(m, true)
+		}
 		if err != nil {
 			return nil, "", err
 		}
@@ -150,7 +153,7 @@ func benchModel(shape, path string) (*llama.Model, string, error) {
 	}
 	name := shape + " (random weights)"
 	if quantizeAtLoad != "" {
-		name = shape + " (random weights, " + quantizeAtLoad + ")"
+		name = shape + " (random weights, " + quantizeAtLoad + ", " + m.Config.QuantComputeDType + " compute)"
 	}
 	return m, name, nil
 }

@@ -71,6 +71,28 @@ var quantizeAtLoad string
 // dtypeAtLoad is --dtype: "" (as stored), f32, bf16 or f16.
 var dtypeAtLoad string
 
+// computeDTypeAtLoad is --compute-dtype: the dtype NF4 products compute in,
+// "" for the default: bf16 when --quantize nf4 quantizes at load (the QLoRA
+// paper's bnb_4bit_compute_dtype, twice the float32 rate with AVX512_BF16),
+// what config.json says for a folder stored in NF4.
+var computeDTypeAtLoad string
+
+// applyNF4Compute applies --compute-dtype to a model whose projections are
+// NF4; quantizedNow tells the default (bf16) from "as stored".
+func applyNF4Compute(m *llama.Model, quantizedNow bool) error {
+	d := computeDTypeAtLoad
+	if d == "" {
+		if !quantizedNow {
+			return nil
+		}
+		d = "bfloat16"
+	}
+	if err := m.SetNF4ComputeDType(d); err != nil {
+		return fmt.Errorf("--compute-dtype: %w", err)
+	}
+	return nil
+}
+
 // applyDType holds the weights not quantized to NF4 in --dtype's type (what
 // torch_dtype does in from_pretrained).
 func applyDType(m *llama.Model) error {
@@ -93,13 +115,19 @@ func applyQuantize(m *llama.Model) error {
 	}
 	switch quantizeAtLoad {
 	case "":
+		if m.Quantized() {
+			return applyNF4Compute(m, false)
+		}
 		return nil
 	case "nf4":
 		// Each layer's float32 weight becomes garbage as it is quantized;
 		// collecting often keeps the peak near the quantized model's size
 		// instead of the float32 one's.
 		defer train.LeanGC()()
-		return m.QuantizeNF4()
+		if err := m.QuantizeNF4(); err != nil {
+			return err
+		}
+		return applyNF4Compute(m, true)
 	}
 	return fmt.Errorf("--quantize %q: only nf4 is supported", quantizeAtLoad)
 }

@@ -53,6 +53,7 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&quantizeAtLoad, "quantize", "", "quantize the base model's projections at load: nf4 (QLoRA; norms, embeddings and lm_head keep their type, see --dtype)")
+	root.PersistentFlags().StringVar(&computeDTypeAtLoad, "compute-dtype", "", "dtype the NF4 products compute in: bf16 or f32 (bnb_4bit_compute_dtype; default bf16 with --quantize nf4, as stored for an NF4 folder)")
 	root.PersistentFlags().StringVar(&dtypeAtLoad, "dtype", "", "hold the weights not quantized in f32, bf16 or f16 (like torch_dtype; default: as stored)")
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
 	root.PersistentFlags().IntVar(&threads, "threads", 0, "threads for the kernels (default: LORAKIT_THREADS or all cores)")

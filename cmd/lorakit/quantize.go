@@ -31,6 +31,9 @@ func newQuantizeCmd() *cobra.Command {
 				if err := lm.Model.QuantizeNF4(); err != nil {
 					return err
 				}
+				if err := applyNF4Compute(lm.Model, true); err != nil {
+					return err
+				}
 				opt.KeepNF4 = true
 			case "f32":
 				opt.DType = tensor.F32

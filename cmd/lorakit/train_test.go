@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -204,9 +205,11 @@ func TestTrainYAMLAndFlags(t *testing.T) {
 }
 
 // TestQuantizeRoundTrip: `quantize --format nf4` writes a bitsandbytes-layout
-// folder that loads back to the same model as `--quantize nf4` at load, and
-// `--format f32` of it writes exactly the dequantized weights: all three score
-// the same loss (the f32 export to summation-order rounding).
+// folder (BF16 compute by default) that loads back to the same model as
+// `--quantize nf4` at load, and `--format f32` of it writes exactly the
+// dequantized weights: with float32 compute (--compute-dtype f32) the NF4
+// folder scores the f32 export's loss to summation-order rounding, and BF16
+// compute moves it by about BF16's precision.
 func TestQuantizeRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	data := smallData(t, "h_test", 8)
@@ -215,22 +218,26 @@ func TestQuantizeRoundTrip(t *testing.T) {
 	run(t, "quantize", "--model", q4, "--out", f32, "--format", "f32")
 	a := run(t, "eval", "--model", q4, "--data", data, "--json")
 	b := run(t, "eval", "--quantize", "nf4", "--data", data, "--json")
+	a32 := run(t, "eval", "--model", q4, "--compute-dtype", "f32", "--data", data, "--json")
 	c := run(t, "eval", "--model", f32, "--data", data, "--json")
-	var lc struct{ Loss float64 }
-	json.Unmarshal([]byte(c), &lc)
 	if a != b {
 		t.Fatalf("nf4 folder %s, nf4 at load %s", a, b)
 	}
-	var la struct{ Loss float64 }
+	var la, la32, lc struct{ Loss float64 }
 	json.Unmarshal([]byte(a), &la)
+	json.Unmarshal([]byte(a32), &la32)
+	json.Unmarshal([]byte(c), &lc)
 	// The f32 export runs the float32 GEMM instead of the fused NF4 kernel:
 	// the same weights, another summation order.
-	if d := la.Loss - lc.Loss; d > 1e-6 || d < -1e-6 {
-		t.Fatalf("nf4 %s, f32 export %s", a, c)
+	if d := la32.Loss - lc.Loss; d > 1e-6 || d < -1e-6 {
+		t.Fatalf("nf4 with f32 compute %s, f32 export %s", a32, c)
+	}
+	if d := math.Abs(la.Loss - la32.Loss); d == 0 || d > 1e-3 {
+		t.Fatalf("nf4 with bf16 compute %s, with f32 compute %s: want a BF16-sized difference", a, a32)
 	}
 	cfg, _ := os.ReadFile(filepath.Join(q4, "config.json"))
-	if !strings.Contains(string(cfg), `"bnb_4bit_quant_type": "nf4"`) {
-		t.Fatalf("config.json lacks the bitsandbytes quantization_config:\n%s", cfg)
+	if !strings.Contains(string(cfg), `"bnb_4bit_quant_type": "nf4"`) || !strings.Contains(string(cfg), `"bnb_4bit_compute_dtype": "bfloat16"`) {
+		t.Fatalf("config.json lacks the bitsandbytes quantization_config with bfloat16 compute:\n%s", cfg)
 	}
 	st, _ := os.Stat(filepath.Join(q4, "model.safetensors"))
 	full, _ := os.Stat(testutil.Path("models", "tiny-brown", "model.safetensors"))

@@ -106,7 +106,8 @@ func (m *Model) delta(a *lora.Adapter, sign float32) error {
 }
 
 // QuantizeNF4 stores the seven projections of every layer in NF4 (QLoRA's
-// frozen base); embeddings, norms and lm_head stay as they are held.
+// frozen base); embeddings, norms and lm_head stay as they are held. The
+// products compute in Config.QuantComputeDType (SetNF4ComputeDType).
 func (m *Model) QuantizeNF4() error {
 	for i, l := range m.Layers {
 		for _, p := range l.Projections() {
@@ -116,6 +117,30 @@ func (m *Model) QuantizeNF4() error {
 			if err := p.Linear.Quantize(); err != nil {
 				return fmt.Errorf("quantize layer %d %s: %w", i, p.Name, err)
 			}
+			p.Linear.ComputeBF16 = m.Config.QuantComputeDType == "bfloat16"
+		}
+	}
+	return nil
+}
+
+// SetNF4ComputeDType sets the dtype the NF4 products compute in, as
+// bitsandbytes' bnb_4bit_compute_dtype: "float32" (f32) or "bfloat16"
+// (bf16: operands rounded to BF16, sums in float32; twice the float32 rate
+// with AVX512_BF16, the QLoRA paper's setting). It applies to the
+// projections quantized now and later, and is what Save writes.
+func (m *Model) SetNF4ComputeDType(d string) error {
+	switch strings.ToLower(d) {
+	case "float32", "f32", "fp32":
+		d = "float32"
+	case "bfloat16", "bf16":
+		d = "bfloat16"
+	default:
+		return fmt.Errorf("NF4 compute dtype %q: want float32 or bfloat16", d)
+	}
+	m.Config.QuantComputeDType = d
+	for _, l := range m.Layers {
+		for _, p := range l.Projections() {
+			p.Linear.ComputeBF16 = d == "bfloat16"
 		}
 	}
 	return nil

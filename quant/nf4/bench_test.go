@@ -87,7 +87,7 @@ func BenchmarkGEMVKernels(b *testing.B) {
 				dst := make([]float32, m*s.rows)
 				b.Run(fmt.Sprintf("%s/%dx%d/m=%d", ks.name, s.rows, s.cols, m), func(b *testing.B) {
 					for i := 0; i < b.N; i++ {
-						matMulT(ks, dst, x, q, m, false)
+						matMulT(ks, dst, x, q, m, false, false)
 					}
 					b.ReportMetric(float64(q.Bytes())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 				})
@@ -97,7 +97,8 @@ func BenchmarkGEMVKernels(b *testing.B) {
 }
 
 // BenchmarkGEMM: forward (MatMulT) and backward (MatMul) products with
-// m = 64 and m = 512 rows, NF4 against float32 in the same loop.
+// m = 64 and m = 512 rows, NF4 (float32 and BF16 compute) against float32
+// in the same loop.
 func BenchmarkGEMM(b *testing.B) {
 	for _, s := range gemvShapes[:2] {
 		for _, m := range []int{64, 512} {
@@ -111,9 +112,16 @@ func BenchmarkGEMM(b *testing.B) {
 			flops := float64(2 * m * s.rows * s.cols)
 			for _, dir := range []string{"fwd", "bwd"} {
 				b.Run(fmt.Sprintf("%s/%dx%d/m=%d", dir, s.rows, s.cols, m), func(b *testing.B) {
-					var tf, tq time.Duration
+					var tf, tq, tb time.Duration
 					for i := 0; i < b.N; i++ {
 						t0 := time.Now()
+						if dir == "fwd" {
+							MatMulTBF16(y, x, q, m, false)
+						} else {
+							MatMulBF16(dx, dy, q, m, false)
+						}
+						tb += time.Since(t0)
+						t0 = time.Now()
 						if dir == "fwd" {
 							kernels.MatMulT(y, x, w, m, s.rows, s.cols, false)
 						} else {
@@ -131,7 +139,9 @@ func BenchmarkGEMM(b *testing.B) {
 					n := float64(b.N)
 					b.ReportMetric(flops*n/tf.Seconds()/1e9, "f32-GFLOPS")
 					b.ReportMetric(flops*n/tq.Seconds()/1e9, "nf4-GFLOPS")
+					b.ReportMetric(flops*n/tb.Seconds()/1e9, "nf4-bf16-GFLOPS")
 					b.ReportMetric(tf.Seconds()/tq.Seconds(), "nf4/f32-speed")
+					b.ReportMetric(tf.Seconds()/tb.Seconds(), "nf4-bf16/f32-speed")
 				})
 			}
 		}

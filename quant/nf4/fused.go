@@ -218,3 +218,58 @@ func axpyColGo(m, n int, dy []float32, w []byte, wstride int, sc []float32, sstr
 		}
 	}
 }
+
+// MatMulTMany computes dsts[i][m, ws[i].Rows] = x[m, cols]·ws[i]ᵀ for
+// several weights that share their input (a layer's q, k and v, or gate and
+// up), as MatMulT would one by one. Decode-sized m (≤ fusedMaxM) with
+// block-aligned rows runs all of them in one parallel loop over their
+// concatenated rows: one fork-join and one packing of x instead of one each.
+// Every element is computed by the same kernel call as MatMulT's.
+func MatMulTMany(dsts [][]float32, x []float32, ws []*Tensor, m int) {
+	ks := impl
+	fused := m >= 1 && m <= fusedMaxM && len(ws) > 0
+	for i, w := range ws {
+		fused = fused && w.Cols == ws[0].Cols && w.Cols%BlockSize == 0
+		checkMatMul("MatMulTMany", w, m, len(dsts[i]), len(x), m*w.Rows, m*w.Cols)
+	}
+	if !fused {
+		for i, w := range ws {
+			matMulT(ks, dsts[i], x, w, m, false, false)
+		}
+		return
+	}
+	cols := ws[0].Cols
+	xs := x[:m*cols]
+	var xb *[]float32
+	if ks.packX != nil {
+		xb = getBuf(m * cols)
+		ks.packX(*xb, x, m, cols)
+		xs = *xb
+	}
+	// Units of manyRows rows; a unit never spans two weights.
+	const manyRows = 16
+	units := 0
+	for _, w := range ws {
+		units += (w.Rows + manyRows - 1) / manyRows
+	}
+	grain := max(1, (32<<10)/(cols/2*manyRows))
+	kernels.Parallel(units, grain, func(lo, hi int) {
+		first := 0 // the first unit of weight i
+		for i, w := range ws {
+			ui := (w.Rows + manyRows - 1) / manyRows
+			a, b := max(lo, first), min(hi, first+ui)
+			first += ui
+			if a >= b {
+				continue
+			}
+			r0, r1 := (a-first+ui)*manyRows, min(w.Rows, (b-first+ui)*manyRows)
+			for i0 := 0; i0 < m; i0 += dotGroup {
+				mm := min(dotGroup, m-i0)
+				ks.dotT(mm, r1-r0, xs[i0*cols:(i0+mm)*cols], w, r0, dsts[i][i0*w.Rows+r0:], w.Rows, false)
+			}
+		}
+	})
+	if xb != nil {
+		putBuf(xb)
+	}
+}

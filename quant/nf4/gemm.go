@@ -16,16 +16,20 @@ const panelRows, gemmGroup = 32, 12
 // buffer (the packed B panel of a GEMM) and every row of x is multiplied
 // into it, twelve at a time, writing rows of 32 outputs into dst. A last
 // panel with fewer rows is zero-padded and written through a scratch tile.
-func matMulTGemm(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate bool) {
+// With bf16 the operands are rounded to BF16 first (bf16.go): x once per
+// call, each panel after decoding.
+func matMulTGemm(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate, bf16 bool) {
 	rows, cols := w.Rows, w.Cols
 	nb := cols / BlockSize
 	np := (rows + panelRows - 1) / panelRows
+	op := newGemmOperand(ks, x, m, cols, bf16)
 	kernels.Parallel(np, 1, func(lo, hi int) {
 		wtb := getBuf(panelRows * cols)
 		wt := *wtb
 		scb := getBuf(panelRows*nb + nb)
 		scT, rowSc := (*scb)[:panelRows*nb], (*scb)[panelRows*nb:]
 		var tmp [gemmGroup * panelRows]float32
+		pp := op.panel(panelRows * cols)
 		for pi := lo; pi < hi; pi++ {
 			r0 := pi * panelRows
 			rr := min(panelRows, rows-r0)
@@ -48,13 +52,14 @@ func matMulTGemm(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate b
 				}
 				ks.panel(nb, w.Packed[r0*nb*32:], &off, sc, wt[16*h:], panelRows)
 			}
+			op.convert(pp, wt)
 			for i0 := 0; i0 < m; i0 += gemmGroup {
 				mm := min(gemmGroup, m-i0)
 				if rr == panelRows {
-					ks.gemmP(mm, cols, x[i0*cols:], cols, wt, dst[i0*rows+r0:], rows, accumulate)
+					op.gemm(mm, i0, pp, wt, dst[i0*rows+r0:], rows, accumulate)
 					continue
 				}
-				ks.gemmP(mm, cols, x[i0*cols:], cols, wt, tmp[:], panelRows, false)
+				op.gemm(mm, i0, pp, wt, tmp[:], panelRows, false)
 				for i := 0; i < mm; i++ {
 					d := dst[(i0+i)*rows+r0 : (i0+i)*rows+r0+rr]
 					src := tmp[i*panelRows : i*panelRows+rr]
@@ -68,22 +73,26 @@ func matMulTGemm(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate b
 				}
 			}
 		}
+		op.release(pp)
 		putBuf(scb)
 		putBuf(wtb)
 	})
+	op.free()
 }
 
 // matMulGemm is MatMul for larger m: W [rows, cols] is the B operand of
 // the GEMM in its own orientation, so threads split its columns into panels
 // of panelRows, decode each panel row by row into a small buffer (rows ×
 // 32 floats) and multiply every row of dy into it, twelve at a time.
-func matMulGemm(ks *kernelSet, dst, dy []float32, w *Tensor, m int, accumulate bool) {
+func matMulGemm(ks *kernelSet, dst, dy []float32, w *Tensor, m int, accumulate, bf16 bool) {
 	rows, cols := w.Rows, w.Cols
+	op := newGemmOperand(ks, dy, m, rows, bf16)
 	kernels.Parallel(cols/panelRows, 1, func(lo, hi int) {
 		wtb := getBuf(rows * panelRows)
 		wt := *wtb
 		scb := getBuf(rows)
 		sc := *scb
+		pp := op.panel(rows * panelRows)
 		cb := -1
 		for pi := lo; pi < hi; pi++ {
 			j0 := pi * panelRows
@@ -92,12 +101,91 @@ func matMulGemm(ks *kernelSet, dst, dy []float32, w *Tensor, m int, accumulate b
 				w.columnScales(sc, cb)
 			}
 			ks.panelN(rows, w.Packed[j0/2:], cols/2, sc, 1, wt)
+			op.convert(pp, wt)
 			for i0 := 0; i0 < m; i0 += gemmGroup {
 				mm := min(gemmGroup, m-i0)
-				ks.gemmP(mm, rows, dy[i0*rows:], rows, wt, dst[i0*cols+j0:], cols, accumulate)
+				op.gemm(mm, i0, pp, wt, dst[i0*cols+j0:], cols, accumulate)
 			}
 		}
+		op.release(pp)
 		putBuf(scb)
 		putBuf(wtb)
 	})
+	op.free()
+}
+
+// gemmOperand is the x (or dy) operand [m, k] of a panel GEMM in the form the
+// micro-kernel reads, and how panels are converted to match: float32 as
+// given; BF16 pairs for gemmBP (AVX512_BF16); or, emulating BF16 compute,
+// float32 rounded to BF16 values for gemmP.
+type gemmOperand struct {
+	ks    *kernelSet
+	k     int
+	x     []float32 // float32 rows (rounded when emulating)
+	xb    []uint32  // BF16 pair rows, k/2 per row (gemmBP)
+	round bool      // emulating: panels are rounded in place
+	bufX  *[]float32
+	bufB  *[]uint32
+}
+
+func newGemmOperand(ks *kernelSet, x []float32, m, k int, bf16 bool) *gemmOperand {
+	op := &gemmOperand{ks: ks, k: k, x: x}
+	switch {
+	case bf16 && ks.gemmBP != nil:
+		op.bufB = getBuf32(m * k / 2)
+		op.xb = *op.bufB
+		toBF16Rows(ks, op.xb, x, m, k)
+	case bf16:
+		op.bufX = getBuf(m * k)
+		op.x = *op.bufX
+		roundBF16s(op.x, x[:m*k])
+		op.round = true
+	}
+	return op
+}
+
+// panel returns a buffer for one converted panel of n floats (nil when the
+// decoded panel is used as it is).
+func (op *gemmOperand) panel(n int) *[]uint32 {
+	if op.xb == nil {
+		return nil
+	}
+	return getBuf32(n / 2)
+}
+
+func (op *gemmOperand) release(pp *[]uint32) {
+	if pp != nil {
+		putBuf32(pp)
+	}
+}
+
+// convert readies a decoded panel wt (rows of 32 floats, one per depth).
+func (op *gemmOperand) convert(pp *[]uint32, wt []float32) {
+	switch {
+	case pp != nil:
+		op.ks.pairs(op.k/2, wt, *pp)
+	case op.round:
+		for i, v := range wt[:op.k*panelRows] {
+			wt[i] = roundBF16(v)
+		}
+	}
+}
+
+// gemm multiplies rows [i0, i0+mm) of the operand into the panel.
+func (op *gemmOperand) gemm(mm, i0 int, pp *[]uint32, wt, dst []float32, ldd int, add bool) {
+	if pp != nil {
+		kp := op.k / 2
+		op.ks.gemmBP(mm, kp, op.xb[i0*kp:], kp, *pp, dst, ldd, add)
+		return
+	}
+	op.ks.gemmP(mm, op.k, op.x[i0*op.k:], op.k, wt, dst, ldd, add)
+}
+
+func (op *gemmOperand) free() {
+	if op.bufX != nil {
+		putBuf(op.bufX)
+	}
+	if op.bufB != nil {
+		putBuf32(op.bufB)
+	}
 }

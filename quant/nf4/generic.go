@@ -31,13 +31,18 @@ func decodeRows(ks *kernelSet, dst []float32, w *Tensor, r0, r1, cb0, cb1 int) {
 
 // matMulTTiled: for each tile of W's rows, decode it and multiply with the
 // float32 GEMM into a scratch [m, tile], then copy the columns into dst.
-func matMulTTiled(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate bool) {
+// With round, each decoded tile is rounded to BF16 (the emulated BF16
+// compute; x comes rounded).
+func matMulTTiled(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate, round bool) {
 	rows, cols := w.Rows, w.Cols
 	nb := cols / BlockSize
 	tr := min(rows, max(32, tileElems/cols/32*32))
 	tile := getBuf(tr * cols)
 	if tr == rows {
 		decodeRows(ks, *tile, w, 0, rows, 0, nb)
+		if round {
+			roundBF16s(*tile, (*tile)[:rows*cols])
+		}
 		kernels.MatMulT(dst, x, *tile, m, rows, cols, accumulate)
 		putBuf(tile)
 		return
@@ -47,6 +52,9 @@ func matMulTTiled(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate 
 		r1 := min(rows, r0+tr)
 		n := r1 - r0
 		decodeRows(ks, *tile, w, r0, r1, 0, nb)
+		if round {
+			roundBF16s(*tile, (*tile)[:n*cols])
+		}
 		kernels.MatMulT(*tmp, x, *tile, m, n, cols, false)
 		scatter(dst[r0:], rows, *tmp, n, m, accumulate)
 	}
@@ -56,7 +64,7 @@ func matMulTTiled(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate 
 
 // matMulTiled: for each tile of W's column blocks, decode W[:, tile] and
 // multiply with the float32 GEMM into a scratch [m, tile], then copy into dst.
-func matMulTiled(ks *kernelSet, dst, dy []float32, w *Tensor, m int, accumulate bool) {
+func matMulTiled(ks *kernelSet, dst, dy []float32, w *Tensor, m int, accumulate, round bool) {
 	rows, cols := w.Rows, w.Cols
 	nb := cols / BlockSize
 	tb := min(nb, max(1, tileElems/(rows*BlockSize)))
@@ -64,6 +72,9 @@ func matMulTiled(ks *kernelSet, dst, dy []float32, w *Tensor, m int, accumulate 
 	tile := getBuf(rows * tc)
 	if tb == nb {
 		decodeRows(ks, *tile, w, 0, rows, 0, nb)
+		if round {
+			roundBF16s(*tile, (*tile)[:rows*cols])
+		}
 		kernels.MatMul(dst, dy, *tile, m, cols, rows, accumulate)
 		putBuf(tile)
 		return
@@ -73,6 +84,9 @@ func matMulTiled(ks *kernelSet, dst, dy []float32, w *Tensor, m int, accumulate 
 		cb1 := min(nb, cb0+tb)
 		n := (cb1 - cb0) * BlockSize
 		decodeRows(ks, *tile, w, 0, rows, cb0, cb1)
+		if round {
+			roundBF16s(*tile, (*tile)[:rows*n])
+		}
 		kernels.MatMul(*tmp, dy, (*tile)[:rows*n], m, n, rows, false)
 		scatter(dst[cb0*BlockSize:], cols, *tmp, n, m, accumulate)
 	}

@@ -174,6 +174,107 @@ func nf4GemmP12512(k int, x *float32, ldx int, wt *float32, dst *float32, ldd in
 var avx512Kernels = &kernelSet{name: "avx512", packX: packXBlocks, dotT: dotT512, decode: decode512,
 	axGroup: maxAxGroup, axCols: 32, axpyCol: axpyHalf512, axpyAll: true, panel: panel512, panelN: panelN512, gemmP: gemmP512}
 
+// avx512BF16Kernels adds the BF16 compute path (AVX512_BF16) to avx512Kernels.
+var avx512BF16Kernels = func() *kernelSet {
+	ks := *avx512Kernels
+	ks.name, ks.toBF16, ks.pairs, ks.gemmBP = "avx512bf16", toBF16512, pairs512, gemmBP512
+	return &ks
+}()
+
+// nf4ToBF16512 is toBF16 for n a multiple of 32: dst[i] = bf16Bits(src[i]).
+//
+//go:noescape
+func nf4ToBF16512(n int, src *float32, dst *uint16)
+
+// nf4Pairs512 is pairs: dst[p*32+j] = bf16Bits(src[2p*32+j]) |
+// bf16Bits(src[(2p+1)*32+j])<<16 for p < kp, j < 32.
+//
+//go:noescape
+func nf4Pairs512(kp int, src *float32, dst *uint32)
+
+// nf4GemmBPM512 (M = 1…12) is gemmBP for m = M: as nf4GemmPM512 over BF16
+// pairs, each pair's two products added to the lane by VDPBF16PS.
+//
+//go:noescape
+func nf4GemmBP1512(kp int, x *uint32, ldx int, wt *uint32, dst *float32, ldd int, add int)
+
+//go:noescape
+func nf4GemmBP2512(kp int, x *uint32, ldx int, wt *uint32, dst *float32, ldd int, add int)
+
+//go:noescape
+func nf4GemmBP3512(kp int, x *uint32, ldx int, wt *uint32, dst *float32, ldd int, add int)
+
+//go:noescape
+func nf4GemmBP4512(kp int, x *uint32, ldx int, wt *uint32, dst *float32, ldd int, add int)
+
+//go:noescape
+func nf4GemmBP5512(kp int, x *uint32, ldx int, wt *uint32, dst *float32, ldd int, add int)
+
+//go:noescape
+func nf4GemmBP6512(kp int, x *uint32, ldx int, wt *uint32, dst *float32, ldd int, add int)
+
+//go:noescape
+func nf4GemmBP7512(kp int, x *uint32, ldx int, wt *uint32, dst *float32, ldd int, add int)
+
+//go:noescape
+func nf4GemmBP8512(kp int, x *uint32, ldx int, wt *uint32, dst *float32, ldd int, add int)
+
+//go:noescape
+func nf4GemmBP9512(kp int, x *uint32, ldx int, wt *uint32, dst *float32, ldd int, add int)
+
+//go:noescape
+func nf4GemmBP10512(kp int, x *uint32, ldx int, wt *uint32, dst *float32, ldd int, add int)
+
+//go:noescape
+func nf4GemmBP11512(kp int, x *uint32, ldx int, wt *uint32, dst *float32, ldd int, add int)
+
+//go:noescape
+func nf4GemmBP12512(kp int, x *uint32, ldx int, wt *uint32, dst *float32, ldd int, add int)
+
+var gemmBP512Fns = [...]func(kp int, x *uint32, ldx int, wt *uint32, dst *float32, ldd int, add int){
+	nil, nf4GemmBP1512, nf4GemmBP2512, nf4GemmBP3512, nf4GemmBP4512, nf4GemmBP5512, nf4GemmBP6512,
+	nf4GemmBP7512, nf4GemmBP8512, nf4GemmBP9512, nf4GemmBP10512, nf4GemmBP11512, nf4GemmBP12512,
+}
+
+func toBF16512(dst []uint16, src []float32) {
+	if len(src) == 0 {
+		return
+	}
+	n := len(src) &^ 31
+	_ = dst[len(src)-1]
+	if n > 0 {
+		nf4ToBF16512(n, &src[0], &dst[0])
+	}
+	for i := n; i < len(src); i++ {
+		dst[i] = bf16Bits(src[i])
+	}
+}
+
+func pairs512(kp int, src []float32, dst []uint32) {
+	if kp == 0 {
+		return
+	}
+	_ = src[2*kp*panelRows-1]
+	_ = dst[kp*panelRows-1]
+	nf4Pairs512(kp, &src[0], &dst[0])
+}
+
+func gemmBP512(m, kp int, x []uint32, ldx int, wt []uint32, dst []float32, ldd int, add bool) {
+	if kp%2 != 0 {
+		panic("nf4: gemmBP depth not a multiple of 4")
+	}
+	if kp == 0 {
+		for i := 0; i < m && !add; i++ {
+			clear(dst[i*ldd : i*ldd+panelRows])
+		}
+		return
+	}
+	_ = x[(m-1)*ldx+kp-1]
+	_ = wt[kp*panelRows-1]
+	_ = dst[(m-1)*ldd+panelRows-1]
+	gemmBP512Fns[m](kp, &x[0], ldx, &wt[0], &dst[0], ldd, b2i(add))
+}
+
 var gemmP512Fns = [...]func(k int, x *float32, ldx int, wt *float32, dst *float32, ldd int, add int){
 	nil, nf4GemmP1512, nf4GemmP2512, nf4GemmP3512, nf4GemmP4512, nf4GemmP5512, nf4GemmP6512,
 	nf4GemmP7512, nf4GemmP8512, nf4GemmP9512, nf4GemmP10512, nf4GemmP11512, nf4GemmP12512,
@@ -291,7 +392,10 @@ func axpyHalf512(m, n int, dy []float32, w []byte, wstride int, sc []float32, ss
 }
 
 func pickKernels() *kernelSet {
-	if cpu.X86.HasAVX512 {
+	switch {
+	case cpu.X86.HasAVX512BF16:
+		return avx512BF16Kernels
+	case cpu.X86.HasAVX512:
 		return avx512Kernels
 	}
 	return goKernels
@@ -299,8 +403,12 @@ func pickKernels() *kernelSet {
 
 // kernelSets lists the variants this build can run, for tests and benchmarks.
 func kernelSets() []*kernelSet {
+	sets := []*kernelSet{goKernels}
 	if cpu.X86.HasAVX512 {
-		return []*kernelSet{goKernels, avx512Kernels}
+		sets = append(sets, avx512Kernels)
 	}
-	return []*kernelSet{goKernels}
+	if cpu.X86.HasAVX512BF16 {
+		sets = append(sets, avx512BF16Kernels)
+	}
+	return sets
 }

@@ -70,6 +70,15 @@ type kernelSet struct {
 	// w[r*wstride:], scale sc[r*sstride]) into dst[r*panelRows+j].
 	panelN func(n int, w []byte, wstride int, sc []float32, sstride int, dst []float32)
 	gemmP  func(m, k int, x []float32, ldx int, wt []float32, dst []float32, ldd int, add bool)
+	// toBF16, pairs and gemmBP, if set (with panel, panelN and gemmP), run
+	// the BF16 compute path (bf16.go) in hardware: toBF16 rounds x's rows,
+	// dst[i] = bf16Bits(src[i]); pairs turns kp pairs of rows of a decoded
+	// panel into BF16 pairs, dst[p*32+j] = bf16Bits(src[2p*32+j]) |
+	// bf16Bits(src[(2p+1)*32+j])<<16; gemmBP is gemmP over such pairs,
+	// dst[i*ldd+j] (+)= Σ_{p<kp} dot(x[i*ldx+p], wt[p*32+j]).
+	toBF16 func(dst []uint16, src []float32)
+	pairs  func(kp int, src []float32, dst []uint32)
+	gemmBP func(m, kp int, x []uint32, ldx int, wt []uint32, dst []float32, ldd int, add bool)
 }
 
 // impl is the variant in use (pickKernels: AVX-512 assembly when the CPU has
@@ -137,15 +146,17 @@ func (t *Tensor) at(i int) float32 {
 
 // MatMulT computes dst[m, rows] = x[m, cols]·Wᵀ (+ dst when accumulate).
 func MatMulT(dst, x []float32, w *Tensor, m int, accumulate bool) {
-	matMulT(impl, dst, x, w, m, accumulate)
+	matMulT(impl, dst, x, w, m, accumulate, false)
 }
 
 // MatMul computes dst[m, cols] = dy[m, rows]·W (+ dst when accumulate).
 func MatMul(dst, dy []float32, w *Tensor, m int, accumulate bool) {
-	matMul(impl, dst, dy, w, m, accumulate)
+	matMul(impl, dst, dy, w, m, accumulate, false)
 }
 
-func matMulT(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate bool) {
+// matMulT and matMul run the products with kernel set ks; bf16 asks for
+// BF16 compute on the GEMM paths (bf16.go).
+func matMulT(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate, bf16 bool) {
 	rows, cols := w.Rows, w.Cols
 	checkMatMul("MatMulT", w, m, len(dst), len(x), m*rows, m*cols)
 	if m == 0 {
@@ -157,13 +168,18 @@ func matMulT(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate bool)
 	case m <= fusedMaxM:
 		matMulTFused(ks, dst, x, w, m, accumulate)
 	case ks.gemmP != nil:
-		matMulTGemm(ks, dst, x, w, m, accumulate)
+		matMulTGemm(ks, dst, x, w, m, accumulate, bf16)
+	case bf16:
+		xr := getBuf(m * cols)
+		roundBF16s(*xr, x[:m*cols])
+		matMulTTiled(ks, dst, *xr, w, m, accumulate, true)
+		putBuf(xr)
 	default:
-		matMulTTiled(ks, dst, x, w, m, accumulate)
+		matMulTTiled(ks, dst, x, w, m, accumulate, false)
 	}
 }
 
-func matMul(ks *kernelSet, dst, dy []float32, w *Tensor, m int, accumulate bool) {
+func matMul(ks *kernelSet, dst, dy []float32, w *Tensor, m int, accumulate, bf16 bool) {
 	rows, cols := w.Rows, w.Cols
 	checkMatMul("MatMul", w, m, len(dst), len(dy), m*cols, m*rows)
 	if m == 0 {
@@ -173,11 +189,16 @@ func matMul(ks *kernelSet, dst, dy []float32, w *Tensor, m int, accumulate bool)
 	case cols%BlockSize != 0:
 		matMulGeneric(dst, dy, w, m, accumulate)
 	case ks.panelN != nil && m > fusedMaxM && rows%4 == 0:
-		matMulGemm(ks, dst, dy, w, m, accumulate)
+		matMulGemm(ks, dst, dy, w, m, accumulate, bf16)
+	case bf16 && m > fusedMaxM:
+		dyr := getBuf(m * rows)
+		roundBF16s(*dyr, dy[:m*rows])
+		matMulTiled(ks, dst, *dyr, w, m, accumulate, true)
+		putBuf(dyr)
 	case m <= fusedMaxM || ks.axpyAll:
 		matMulFused(ks, dst, dy, w, m, accumulate)
 	default:
-		matMulTiled(ks, dst, dy, w, m, accumulate)
+		matMulTiled(ks, dst, dy, w, m, accumulate, false)
 	}
 }
 

@@ -88,8 +88,8 @@ func TestMatMulKernels(t *testing.T) {
 					func(d []float32) { MatMulRef(d, dy, q, m, acc) }}}
 				for _, ks := range kernelSets() {
 					vs = append(vs, variant{ks.name,
-						func(d []float32) { matMulT(ks, d, x, q, m, acc) },
-						func(d []float32) { matMul(ks, d, dy, q, m, acc) }})
+						func(d []float32) { matMulT(ks, d, x, q, m, acc, false) },
+						func(d []float32) { matMul(ks, d, dy, q, m, acc, false) }})
 				}
 				for _, v := range vs {
 					for _, dir := range []struct {
@@ -185,4 +185,50 @@ func TestMatMulShapePanics(t *testing.T) {
 		}
 	}()
 	MatMulT(make([]float32, 1), make([]float32, 64), q, 1, false)
+}
+
+// TestMatMulTMany: several weights sharing x give bit for bit what MatMulT
+// gives each, in the one-loop decode path and in the fallbacks (more rows
+// than fusedMaxM, rows not a multiple of 64), writing nothing outside dst.
+func TestMatMulTMany(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	for _, c := range []struct {
+		rows []int
+		cols int
+	}{{[]int{576, 192, 192}, 576}, {[]int{17, 100, 1}, 128}, {[]int{33}, 64}, {[]int{40, 8}, 100}} {
+		var ws []*Tensor
+		for _, r := range c.rows {
+			q, err := QuantizeWith(randNormal(rng, r*c.cols, 0.05), r, c.cols, Options{NoDoubleQuant: r%2 == 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws = append(ws, q)
+		}
+		for _, m := range []int{1, 2, 4, 5, 8, 9} {
+			x := randNormal(rng, m*c.cols, 1)
+			var dsts [][]float32
+			for _, w := range ws {
+				d := make([]float32, m*w.Rows+2)
+				d[m*w.Rows], d[m*w.Rows+1] = 777, 777
+				dsts = append(dsts, d)
+			}
+			views := make([][]float32, len(dsts))
+			for i, d := range dsts {
+				views[i] = d[:m*ws[i].Rows]
+			}
+			MatMulTMany(views, x, ws, m)
+			for i, w := range ws {
+				want := make([]float32, m*w.Rows)
+				MatMulT(want, x, w, m, false)
+				for j := range want {
+					if math.Float32bits(want[j]) != math.Float32bits(dsts[i][j]) {
+						t.Fatalf("rows %v cols %d m=%d: weight %d [%d] = %v, MatMulT gives %v", c.rows, c.cols, m, i, j, dsts[i][j], want[j])
+					}
+				}
+				if dsts[i][m*w.Rows] != 777 || dsts[i][m*w.Rows+1] != 777 {
+					t.Fatalf("rows %v m=%d: weight %d written past dst", c.rows, m, i)
+				}
+			}
+		}
+	}
 }
