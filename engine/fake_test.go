@@ -29,6 +29,8 @@ type fakeModel struct {
 	delay time.Duration
 	gate  chan struct{} // when set, every Forward waits for a value
 	fail  error
+	// onStep, when set, sees every step before it runs (under mu).
+	onStep func(st *llama.Step)
 }
 
 func newFake(vocab int) *fakeModel {
@@ -49,6 +51,9 @@ func (f *fakeModel) Forward(st *llama.Step) ([]float32, error) {
 	defer f.inside.Add(-1)
 	f.mu.Lock()
 	delay, gate, fail := f.delay, f.gate, f.fail
+	if f.onStep != nil {
+		f.onStep(st)
+	}
 	ads := append([]*lora.Adapter(nil), st.Adapters...)
 	if st.Adapters == nil {
 		ads = make([]*lora.Adapter, len(st.Tokens))
@@ -71,7 +76,7 @@ func (f *fakeModel) Forward(st *llama.Step) ([]float32, error) {
 		if len(toks) == 0 {
 			return nil, errors.New("fake: empty token list")
 		}
-		if cap(c.Layers[0].K) < (c.Len+len(toks))*c.KVDim {
+		if c.Cap() < c.Len+len(toks) {
 			return nil, errors.New("fake: cache not grown before the step")
 		}
 		c.Reserve(c.Len + len(toks))

@@ -48,7 +48,8 @@ func Generate(ctx context.Context, m *llama.Model, tok *tokenizer.Tokenizer, pro
 		return Result{}, fmt.Errorf("generate: %w", err)
 	}
 	res := Result{PromptTokens: len(prompt), FinishReason: "length"}
-	cache := m.NewCache()
+	// The serving cache type (KVType), growing as generation goes on.
+	cache := kvcache.NewOf(KVType(m), len(m.Layers), m.Config.KVDim())
 	sampler := sample.New(opt.Sample)
 	out := newTextOut(tok, opt.Stop)
 	emit := func(final bool) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/lorakit/lorakit/model/llama"
 	"github.com/lorakit/lorakit/models"
 	"github.com/lorakit/lorakit/sample"
+	"github.com/lorakit/lorakit/tensor"
 )
 
 func loadTinyBrown(t testing.TB) *llama.Model {
@@ -24,9 +25,25 @@ func loadTinyBrown(t testing.TB) *llama.Model {
 // TestEngineMatchesGenerate: requests over several adapters and the base,
 // greedy and seeded sampling, with stop strings, run concurrently through
 // the batching scheduler (with prefill split into chunks), produce exactly
-// what Generate produces for each alone with its adapter attached.
+// what Generate produces for each alone with its adapter attached. With
+// BF16 weights both keep a BF16 KV cache (KVType), written and read by the
+// 16-bit attention paths, decode and prefill chunks alike.
 func TestEngineMatchesGenerate(t *testing.T) {
-	m := loadTinyBrown(t)
+	for _, dt := range []tensor.DType{tensor.F32, tensor.BF16} {
+		t.Run(string(dt), func(t *testing.T) {
+			m := loadTinyBrown(t)
+			if err := m.ConvertWeights(dt); err != nil {
+				t.Fatal(err)
+			}
+			if got := SpecOf(m).KVType; got != dt {
+				t.Fatalf("KV cache type %s for %s weights", got, dt)
+			}
+			engineMatchesGenerate(t, m)
+		})
+	}
+}
+
+func engineMatchesGenerate(t *testing.T, m *llama.Model) {
 	tok := tinyBrownTokenizer(t)
 	var ads []*lora.Adapter
 	for i := 0; i < 4; i++ {

@@ -14,6 +14,7 @@ import (
 	"github.com/lorakit/lorakit/lora"
 	"github.com/lorakit/lorakit/model/llama"
 	"github.com/lorakit/lorakit/sample"
+	"github.com/lorakit/lorakit/tensor"
 	"github.com/lorakit/lorakit/tokenizer"
 )
 
@@ -119,6 +120,9 @@ func New(m Model, spec Spec, tok *tokenizer.Tokenizer, cfg Config) (*Engine, err
 	}
 	if spec.MaxPositions > 0 && cfg.ContextLen > spec.MaxPositions {
 		return nil, fmt.Errorf("engine: context length %d exceeds the model's %d positions", cfg.ContextLen, spec.MaxPositions)
+	}
+	if dt := spec.kvType(); dt != tensor.F32 && !dt.Is16() {
+		return nil, fmt.Errorf("engine: KV cache type %q (want F32, BF16 or F16)", spec.KVType)
 	}
 	full := int64(cfg.ContextLen) * spec.KVBytesPerToken()
 	if cfg.KVBudget <= 0 {
@@ -294,7 +298,7 @@ func (e *Engine) admit() {
 	}
 	e.mu.Unlock()
 	for _, s := range in {
-		s.cache = kvcache.New(e.spec.Layers, e.spec.KVDim)
+		s.cache = e.spec.newCache(s.limit)
 		s.sampler = sample.New(s.req.Sample)
 		s.history = append(make([]int, 0, s.limit), s.req.Prompt...)
 		s.text = newTextOut(e.tok, s.req.Stop)
@@ -359,7 +363,7 @@ func (e *Engine) step() {
 		} else {
 			toks = s.history[len(s.history)-1:]
 		}
-		growCache(s.cache, s.cache.Len+len(toks), s.limit)
+		s.cache.Reserve(s.cache.Len + len(toks)) // within its fixed room
 		seqs = append(seqs, s)
 		caches = append(caches, s.cache)
 		tokens = append(tokens, toks)
@@ -458,10 +462,15 @@ func (e *Engine) removeWhere(drop func(*sequence) bool, res Result, err error, r
 	e.publish()
 }
 
-// retire frees a running sequence's reservation and cache.
+// retire frees a running sequence's reservation and cache. The cache's
+// memory goes back to the OS now (kvcache.NewFixed), not at some later
+// collection: nothing refers to it after the step that ended it.
 func (e *Engine) retire(s *sequence) {
 	e.kvReserved -= s.reserve
-	s.cache = nil
+	if s.cache != nil {
+		s.cache.Free()
+		s.cache = nil
+	}
 }
 
 // end delivers the outcome of a sequence and releases what it held.

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lorakit/lorakit/kvcache"
 	"github.com/lorakit/lorakit/lora"
+	"github.com/lorakit/lorakit/model/llama"
+	"github.com/lorakit/lorakit/tensor"
 )
 
 func newTestEngine(t *testing.T, f *fakeModel, cfg Config) *Engine {
@@ -361,5 +364,78 @@ func waitFor(t *testing.T, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatal("timed out waiting")
 		}
+	}
+}
+
+// TestCacheReservedOnceAndFreed: a running sequence's KV cache has room for
+// exactly prompt + max_tokens positions from its first step (no growth, no
+// copies), in the Spec's type, and is freed when the sequence ends.
+func TestCacheReservedOnceAndFreed(t *testing.T) {
+	for _, dt := range []tensor.DType{tensor.F32, tensor.BF16} {
+		f := newFake(fakeSpec.Vocab)
+		spec := fakeSpec
+		spec.KVType = dt
+		type seen struct{ room int }
+		caches := map[*kvcache.Seq]*seen{}
+		var bad []string
+		f.onStep = func(st *llama.Step) {
+			for r, c := range st.Caches {
+				s := caches[c]
+				if s == nil {
+					s = &seen{room: c.Cap()}
+					caches[c] = s
+				}
+				if c.Cap() != s.room || c.DType != dt {
+					bad = append(bad, fmt.Sprintf("cache %p: room %d (was %d), type %s at Len %d + %d", c, c.Cap(), s.room, c.DType, c.Len, len(st.Tokens[r])))
+				}
+			}
+		}
+		e, err := New(f, spec, tinyBrownTokenizer(t), Config{MaxBatch: 4, MaxStepTokens: 6})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[int]bool{}
+		var wg sync.WaitGroup
+		for i := 0; i < 6; i++ {
+			prompt := make([]int, 3+i)
+			for j := range prompt {
+				prompt[j] = 100 + j
+			}
+			want[len(prompt)+5+i] = true
+			s, err := e.Submit(context.Background(), &Request{Prompt: prompt, MaxTokens: 5 + i})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); s.Wait(context.Background()) }()
+		}
+		wg.Wait()
+		e.Shutdown(context.Background())
+		f.mu.Lock()
+		if len(bad) > 0 {
+			t.Fatalf("%s: %v", dt, bad)
+		}
+		if len(caches) != 6 {
+			t.Fatalf("%s: %d caches for 6 requests", dt, len(caches))
+		}
+		for c, s := range caches {
+			if !want[s.room] {
+				t.Errorf("%s: a cache had room for %d positions; want prompt + max_tokens, one of %v", dt, s.room, want)
+			}
+			if c.Cap() != 0 {
+				t.Errorf("%s: a finished sequence's cache still holds %d positions", dt, c.Cap())
+			}
+		}
+		f.mu.Unlock()
+	}
+}
+
+// TestBadKVType: a cache type the kernels cannot read is refused up front,
+// not when the first request arrives.
+func TestBadKVType(t *testing.T) {
+	spec := fakeSpec
+	spec.KVType = tensor.F64
+	if _, err := New(newFake(spec.Vocab), spec, tinyBrownTokenizer(t), Config{}); err == nil {
+		t.Fatal("an F64 KV cache was accepted")
 	}
 }

@@ -67,29 +67,3 @@ func (s *sequence) result(reason string) Result {
 	}
 	return res
 }
-
-// growCache makes room for n positions. The capacity doubles as the
-// sequence grows but never exceeds its reservation, so the memory a
-// sequence holds stays within what admission accounted for (kvcache.Reserve
-// alone would double past it).
-func growCache(c *kvcache.Seq, n, limit int) {
-	have := 0
-	if len(c.Layers) > 0 {
-		have = cap(c.Layers[0].K) / max(c.KVDim, 1)
-	}
-	if n <= have {
-		return
-	}
-	// Start at a few hundred positions (most requests end there) and
-	// double: each growth copies the cache, so few growths matter more than
-	// a tight fit.
-	newCap := min(max(n, 2*have, 256), max(limit, n))
-	for i := range c.Layers {
-		l := &c.Layers[i]
-		k := make([]float32, len(l.K), newCap*c.KVDim)
-		v := make([]float32, len(l.V), newCap*c.KVDim)
-		copy(k, l.K)
-		copy(v, l.V)
-		l.K, l.V = k, v
-	}
-}

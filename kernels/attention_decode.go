@@ -1,6 +1,10 @@
 package kernels
 
-import "math"
+import (
+	"math"
+
+	"github.com/lorakit/lorakit/tensor"
+)
 
 // The decode path of attention: a few query rows against a long KV cache.
 // Each (query row, head) is one job: scores with the dot kernels the GEMV
@@ -9,9 +13,16 @@ import "math"
 // T×T exists; the scores row is per worker.
 
 // AttentionSeq is one sequence's share of a batched attention call: the
-// arguments of Attention.
+// arguments of Attention. The keys and values are float32 (K, V) or, when
+// K16 is set, 16-bit floats of type KVType (BF16 or F16) in K16 and V16,
+// laid out alike: a serving KV cache held in the model's 16-bit type. They
+// are widened exactly to float32 as they are read (in registers on the
+// AVX-512 paths, see attention16.go), and all arithmetic is float32 as for
+// float32 keys and values.
 type AttentionSeq struct {
 	Out, Q, K, V []float32
+	K16, V16     []uint16
+	KVType       tensor.DType
 	Shape        AttentionShape
 	Probs        []float32
 }
@@ -26,7 +37,7 @@ func AttentionBatch(seqs []AttentionSeq) {
 	for i := range seqs {
 		s := &seqs[i]
 		if s.Shape.NQ >= attentionGEMMRows {
-			attentionGEMM(s.Out, s.Q, s.K, s.V, s.Shape, s.Probs)
+			attentionGEMMSeq(s)
 			continue
 		}
 		jobs += s.Shape.NQ * s.Shape.Heads
@@ -35,7 +46,7 @@ func AttentionBatch(seqs []AttentionSeq) {
 		return
 	}
 	Parallel(jobs, 4, func(lo, hi int) {
-		var scores []float32
+		var scores, wbuf []float32
 		seq, base := 0, 0 // the sequence holding job lo, and its first job
 		for job := lo; job < hi; job++ {
 			for {
@@ -54,7 +65,7 @@ func AttentionBatch(seqs []AttentionSeq) {
 			if cap(scores) < nk {
 				scores = make([]float32, nk+64)
 			}
-			attendRow(s, j/s.Shape.Heads, j%s.Shape.Heads, scores[:nk])
+			attendRow(s, j/s.Shape.Heads, j%s.Shape.Heads, scores[:nk], &wbuf)
 		}
 	})
 }
@@ -64,8 +75,9 @@ func attentionDecode(out, q, k, v []float32, s AttentionShape, probs []float32) 
 	AttentionBatch([]AttentionSeq{{Out: out, Q: q, K: k, V: v, Shape: s, Probs: probs}})
 }
 
-// attendRow computes query row i of head h of one sequence.
-func attendRow(a *AttentionSeq, i, h int, scores []float32) {
+// attendRow computes query row i of head h of one sequence. wbuf is the
+// worker's scratch for widening 16-bit keys on the portable path.
+func attendRow(a *AttentionSeq, i, h int, scores []float32, wbuf *[]float32) {
 	s := a.Shape
 	d := s.HeadDim
 	g := h / (s.Heads / s.KVHeads)
@@ -80,9 +92,14 @@ func attendRow(a *AttentionSeq, i, h int, scores []float32) {
 	sc := scores[:nt]
 	// Raw scores q·k for keys first..p, four keys per kernel call.
 	dk := &impl.dot[1]
-	kg := a.K[first*kw+g*d:]
 	t := 0
-	if d > 0 {
+	if a.K16 != nil {
+		if d > 0 {
+			dotRows16(half16Of(a.KVType), sc, qi, a.K16[first*kw+g*d:], kw, wbuf)
+		} else {
+			clear(sc)
+		}
+	} else if kg := a.K[first*kw+g*d:]; d > 0 {
 		for ; t+dk.group <= nt; t += dk.group {
 			dk.fn(d, &qi[0], d, &kg[t*kw], kw, &sc[t], 0, 0)
 		}
@@ -116,7 +133,11 @@ func attendRow(a *AttentionSeq, i, h int, scores []float32) {
 			sc[t] *= inv
 		}
 	}
-	weightedRows(o, sc, a.V[first*kw+g*d:], kw)
+	if a.V16 != nil {
+		weightedRows16(half16Of(a.KVType), o, sc, a.V16[first*kw+g*d:], kw)
+	} else {
+		weightedRows(o, sc, a.V[first*kw+g*d:], kw)
+	}
 	if a.Probs != nil {
 		row := a.Probs[(h*s.NQ+i)*(s.Pos0+s.NQ):][:s.Pos0+s.NQ]
 		clear(row[:first])

@@ -50,6 +50,14 @@ func maskedSoftmaxRows(S []float32, s AttentionShape, nk int) {
 }
 
 func attentionGEMM(out, q, k, v []float32, s AttentionShape, probs []float32) {
+	attentionGEMMSeq(&AttentionSeq{Out: out, Q: q, K: k, V: v, Shape: s, Probs: probs})
+}
+
+// attentionGEMMSeq is attentionGEMM for one AttentionSeq; 16-bit keys and
+// values (a.K16, a.V16) are widened while being gathered into the float32
+// panels, so the products are those of the widened cache.
+func attentionGEMMSeq(a *AttentionSeq) {
+	s, out, q, probs := a.Shape, a.Out, a.Q, a.Probs
 	d, nq := s.HeadDim, s.NQ
 	nk := s.Pos0 + nq
 	rep := s.Heads / s.KVHeads
@@ -64,8 +72,14 @@ func attentionGEMM(out, q, k, v []float32, s AttentionShape, probs []float32) {
 		S = make([]float32, nq*nk)
 	}
 	for g := 0; g < s.KVHeads; g++ {
-		gatherHead(kg, k, nk, kw, g, d)
-		gatherHead(vg, v, nk, kw, g, d)
+		if a.K16 != nil {
+			kind := half16Of(a.KVType)
+			gatherHead16(kind, kg, a.K16, nk, kw, g, d)
+			gatherHead16(kind, vg, a.V16, nk, kw, g, d)
+		} else {
+			gatherHead(kg, a.K, nk, kw, g, d)
+			gatherHead(vg, a.V, nk, kw, g, d)
+		}
 		for h := g * rep; h < (g+1)*rep; h++ {
 			gatherHead(qh, q, nq, qw, h, d)
 			P := S

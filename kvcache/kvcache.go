@@ -2,37 +2,161 @@
 // already processed, per layer, so decoding a token costs one position's work.
 package kvcache
 
+import (
+	"fmt"
+
+	"github.com/lorakit/lorakit/tensor"
+)
+
 // Seq is one sequence's cache: for each layer, K and V rows [Len, kvDim] in
 // position order. Rows beyond Len are scratch being filled by the current step.
+//
+// The rows are float32 (K, V) or, for serving, 16-bit (K16, V16, raw BF16 or
+// F16 bits): a model held in 16 bits keeps its keys and values in that type,
+// as vLLM's kv_cache_dtype="auto" and llama.cpp's default F16 cache do. That
+// halves the cache, which at serving batch sizes outweighs the weights.
+// Training and evaluation use float32 caches (New).
 type Seq struct {
 	KVDim  int
-	Len    int // positions committed so far
+	Len    int          // positions committed so far
+	DType  tensor.DType // F32 (K, V) or BF16 / F16 (K16, V16)
 	Layers []Layer
+
+	mapped *region // the memory of a NewFixed cache held off the Go heap
 }
 
-// Layer is one layer's keys and values, [capacity, kvDim] each.
-type Layer struct{ K, V []float32 }
+// Layer is one layer's keys and values, [capacity, kvDim] each: float32 in K
+// and V, or 16-bit in K16 and V16, as the Seq's DType says.
+type Layer struct {
+	K, V     []float32
+	K16, V16 []uint16
+}
 
-// New makes an empty cache for a model with the given layer count and kv width.
+// GrowChunk is the positions a growing cache adds at a time once it holds
+// something (see Reserve).
+const GrowChunk = 128
+
+// New makes an empty float32 cache for a model with the given layer count
+// and kv width; Reserve sizes it.
 func New(layers, kvDim int) *Seq {
-	return &Seq{KVDim: kvDim, Layers: make([]Layer, layers)}
+	return &Seq{KVDim: kvDim, DType: tensor.F32, Layers: make([]Layer, layers)}
 }
 
-// Reserve makes room for n positions in every layer, keeping what is there.
+// NewOf is New with keys and values held in dt: F32, BF16 or F16.
+func NewOf(dt tensor.DType, layers, kvDim int) *Seq {
+	checkDType(dt)
+	return &Seq{KVDim: kvDim, DType: dt, Layers: make([]Layer, layers)}
+}
+
+// NewFixed makes a cache with room for exactly positions positions, in one
+// block allocated now: the serving engine knows a request's prompt +
+// max_tokens at admission and reserves them whole, so the cache is never
+// copied to grow and leaves no garbage behind. Where the OS allows, the
+// block is mapped outside the Go heap (see region): its pages become
+// resident only as positions are written, the garbage collector neither
+// scans it nor counts it towards its heap target, and Free returns it to
+// the OS at once. Free must be called when the sequence ends, and nothing
+// may touch the cache after that.
+func NewFixed(dt tensor.DType, layers, kvDim, positions int) *Seq {
+	checkDType(dt)
+	s := &Seq{KVDim: kvDim, DType: dt, Layers: make([]Layer, layers)}
+	if positions <= 0 || kvDim <= 0 || layers == 0 {
+		return s
+	}
+	per := positions * kvDim // values per K (or V) of one layer
+	r := newRegion(2 * layers * per * dt.Size())
+	s.mapped = r
+	for i := range s.Layers {
+		l := &s.Layers[i]
+		if dt == tensor.F32 {
+			l.K, l.V = r.floats(2*i*per, per), r.floats((2*i+1)*per, per)
+		} else {
+			l.K16, l.V16 = r.halves(2*i*per, per), r.halves((2*i+1)*per, per)
+		}
+	}
+	return s
+}
+
+func checkDType(dt tensor.DType) {
+	if dt != tensor.F32 && !dt.Is16() {
+		panic(fmt.Sprintf("kvcache: dtype %q is not F32, BF16 or F16", dt))
+	}
+}
+
+// BytesPerPosition is the cache memory one position takes over all layers
+// (K and V) in dtype dt.
+func BytesPerPosition(dt tensor.DType, layers, kvDim int) int64 {
+	return int64(layers) * int64(kvDim) * 2 * int64(dt.Size())
+}
+
+// Is16 reports whether the rows are 16-bit (K16, V16).
+func (s *Seq) Is16() bool { return s.DType.Is16() }
+
+// Cap is the positions the cache has room for without growing. Every layer
+// has the same room (training may alias one buffer for all layers, see
+// llama's trainCaches), so the first layer's tells.
+func (s *Seq) Cap() int {
+	if len(s.Layers) == 0 || s.KVDim == 0 {
+		return 0
+	}
+	l := s.Layers[0]
+	if s.Is16() {
+		return cap(l.K16) / s.KVDim
+	}
+	return cap(l.K) / s.KVDim
+}
+
+// Reserve makes room for n positions in every layer, keeping what is there,
+// and sets each layer's rows to n positions.
+//
+// An empty cache gets exactly n: the first reservation is a whole prompt
+// (or a whole training sequence, reused step after step). Later growth adds
+// at least GrowChunk positions rather than doubling: doubling leaves up to
+// half of a long cache unused (a 16+128-position sequence would end with
+// room for 256), while chunks waste fewer than GrowChunk positions, and the
+// copies cost little: decoding reads the whole cache every token anyway,
+// so re-copying it once every GrowChunk tokens adds under 1/GrowChunk to
+// attention's memory traffic.
 func (s *Seq) Reserve(n int) {
+	if have := s.Cap(); n > have {
+		c := n
+		if have > 0 {
+			c = max(n, have+GrowChunk)
+		}
+		s.regrow(c)
+	}
 	need := n * s.KVDim
 	for i := range s.Layers {
 		l := &s.Layers[i]
-		if cap(l.K) < need {
-			c := max(need, 2*cap(l.K))
-			k := make([]float32, need, c)
-			v := make([]float32, need, c)
-			copy(k, l.K)
-			copy(v, l.V)
+		if s.Is16() {
+			l.K16, l.V16 = l.K16[:need], l.V16[:need]
+		} else {
+			l.K, l.V = l.K[:need], l.V[:need]
+		}
+	}
+}
+
+// regrow moves the rows to new Go-heap arrays of c positions, keeping the
+// first Len positions (a fixed cache asked for more than it was given moves
+// to the heap rather than fail).
+func (s *Seq) regrow(c int) {
+	keep := s.Len * s.KVDim
+	size := c * s.KVDim
+	for i := range s.Layers {
+		l := &s.Layers[i]
+		if s.Is16() {
+			k, v := make([]uint16, size), make([]uint16, size)
+			copy(k, l.K16[:min(keep, len(l.K16))])
+			copy(v, l.V16[:min(keep, len(l.V16))])
+			l.K16, l.V16 = k, v
+		} else {
+			k, v := make([]float32, size), make([]float32, size)
+			copy(k, l.K[:min(keep, len(l.K))])
+			copy(v, l.V[:min(keep, len(l.V))])
 			l.K, l.V = k, v
 		}
-		l.K, l.V = l.K[:need], l.V[:need]
 	}
+	s.release()
 }
 
 // Truncate forgets positions from n on (used to roll back or reuse a prefix).
@@ -42,11 +166,29 @@ func (s *Seq) Truncate(n int) {
 	}
 }
 
-// Bytes is the memory the cache holds.
-func (s *Seq) Bytes() int {
-	b := 0
-	for _, l := range s.Layers {
-		b += 4 * (cap(l.K) + cap(l.V))
+// Free drops the rows. A NewFixed cache's block goes back to the OS at once;
+// the cache is then empty, and Reserve would allocate anew.
+func (s *Seq) Free() {
+	for i := range s.Layers {
+		s.Layers[i] = Layer{}
 	}
-	return b
+	s.release()
+	s.Len = 0
+}
+
+func (s *Seq) release() {
+	if s.mapped != nil {
+		s.mapped.free()
+		s.mapped = nil
+	}
+}
+
+// Bytes is the memory the cache holds (its capacity; a NewFixed block's
+// pages become resident only as they are written).
+func (s *Seq) Bytes() int {
+	dt := s.DType
+	if !dt.Is16() {
+		dt = tensor.F32
+	}
+	return int(BytesPerPosition(dt, len(s.Layers), s.KVDim)) * s.Cap()
 }

@@ -144,7 +144,7 @@ token and per-token latency (time per output token after the first) percentiles.
 				"cpu_s": cpuUsed.Seconds(), "tokens_per_cpu_s": float64(generated) / cpuUsed.Seconds(),
 				// Memory: the base's weights as held (float32, BF16 or NF4)
 				// and the process's peak resident set (VmHWM).
-				"weight_bytes": m.WeightBytes(), "peak_rss_bytes": peakRSS(),
+				"weight_bytes": m.WeightBytes(), "peak_rss_bytes": peakRSS(), "kv_dtype": spec.KVType,
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -162,7 +162,7 @@ token and per-token latency (time per output token after the first) percentiles.
 			fmt.Fprintf(out, "process CPU: %.1f s (%.1f tokens per CPU-second)\n", cpuUsed.Seconds(), res["tokens_per_cpu_s"])
 			fmt.Fprintf(out, "time to first token: %s\n", fmtPercentiles(res["ttft_ms"].(map[string]float64)))
 			fmt.Fprintf(out, "per-token latency:   %s\n", fmtPercentiles(res["tpot_ms"].(map[string]float64)))
-			fmt.Fprintf(out, "memory: weights %.1f MB, peak RSS %.1f MB\n", float64(m.WeightBytes())/1e6, float64(peakRSS())/1e6)
+			fmt.Fprintf(out, "memory: weights %.1f MB, %s KV cache, peak RSS %.1f MB\n", float64(m.WeightBytes())/1e6, spec.KVType, float64(peakRSS())/1e6)
 			return nil
 		},
 	}

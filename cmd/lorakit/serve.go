@@ -69,7 +69,10 @@ SIGTERM or SIGINT stops accepting and drains in-flight requests.`,
 					return err
 				}
 			}
-			eng, err := engine.New(lm.Model, engine.SpecOf(lm.Model), lm.Tok, engine.Config{
+			// The KV cache takes the weights' 16-bit type when they have
+			// one (engine.KVType), halving its memory.
+			spec := engine.SpecOf(lm.Model)
+			eng, err := engine.New(lm.Model, spec, lm.Tok, engine.Config{
 				MaxBatch: maxBatch, MaxQueue: maxQueue, MaxStepTokens: maxStepTokens, ContextLen: ctxLen,
 				KVBudget: int64(kvBudgetMB) << 20, Metrics: met, Logger: logger,
 			})
@@ -99,7 +102,7 @@ SIGTERM or SIGINT stops accepting and drains in-flight requests.`,
 				nAdapters = len(infos)
 			}
 			logger.Info("serving", "addr", ln.Addr().String(), "model", name, "adapters", nAdapters, "adapters_dir", adaptersDir,
-				"context", eng.ContextLen(), "max_batch", maxBatch, "max_loaded", maxLoaded, "auth", len(apiKeys) > 0, "admin", len(adminKeys) > 0)
+				"context", eng.ContextLen(), "kv_cache", spec.KVType, "max_batch", maxBatch, "max_loaded", maxLoaded, "auth", len(apiKeys) > 0, "admin", len(adminKeys) > 0)
 			select {
 			case err := <-served:
 				return err

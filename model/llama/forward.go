@@ -7,6 +7,8 @@ import (
 	"github.com/lorakit/lorakit/kvcache"
 	"github.com/lorakit/lorakit/lora"
 	"github.com/lorakit/lorakit/nn"
+	"github.com/lorakit/lorakit/quant/nf4"
+	"github.com/lorakit/lorakit/tensor"
 )
 
 // Legend: N = new tokens across the batch, D = hidden, F = intermediate,
@@ -68,25 +70,33 @@ type lin struct {
 }
 
 // linears runs projections pi0, pi0+1, ... of layer li that share their
-// input x. A decode step without adapters runs the float32 products as one
-// parallel loop (kernels.MatMulTMany): one fork-join instead of one each.
+// input x. A decode step without adapters runs the float32 or NF4 products
+// as one parallel loop (kernels.MatMulTMany, nf4.MatMulTMany): one fork-join
+// instead of one each.
 func (m *Model) linears(st *Step, start []int, li, pi0 int, x []float32, rows int, ps ...lin) {
 	plain := st.Adapters == nil && rows <= kernels.GEMVMaxRows && len(ps) <= 3
+	f32, q4 := plain, plain
 	for _, p := range ps {
-		plain = plain && p.l.PlainFloat32()
+		f32 = f32 && p.l.PlainFloat32()
+		q4 = q4 && p.l.PlainNF4()
 	}
-	if !plain {
+	if !f32 && !q4 {
 		for i, p := range ps {
 			m.linear(st, start, li, pi0+i, p.l, p.y, x, rows)
 		}
 		return
 	}
 	var dsts, ws [3][]float32
+	var qs [3]*nf4.Tensor
 	var ns [3]int
 	for i, p := range ps {
-		dsts[i], ws[i], ns[i] = p.y, p.l.W, p.l.Out
+		dsts[i], ws[i], qs[i], ns[i] = p.y, p.l.W, p.l.Q, p.l.Out
 	}
-	kernels.MatMulTMany(x, rows, ps[0].l.In, dsts[:len(ps)], ws[:len(ps)], ns[:len(ps)])
+	if q4 {
+		nf4.MatMulTMany(dsts[:len(ps)], x, qs[:len(ps)], rows)
+	} else {
+		kernels.MatMulTMany(x, rows, ps[0].l.In, dsts[:len(ps)], ws[:len(ps)], ns[:len(ps)])
+	}
 	for _, p := range ps {
 		if p.l.B != nil {
 			for r := 0; r < rows; r++ {
@@ -217,14 +227,29 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 		for r, cache := range st.Caches {
 			lkv := cache.Layers[li]
 			n := len(st.Tokens[r])
-			copy(lkv.K[cache.Len*Hkv:], k[start[r]*Hkv:start[r+1]*Hkv])
-			copy(lkv.V[cache.Len*Hkv:], v[start[r]*Hkv:start[r+1]*Hkv])
 			shape := kernels.AttentionShape{NQ: n, Pos0: cache.Len, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim, Window: c.SlidingWindow}
-			var probs []float32
-			if saving {
-				probs = grow(&a.Probs[r], c.NumHeads*n*(cache.Len+n))
+			as := kernels.AttentionSeq{Out: att[start[r]*Hq : start[r+1]*Hq], Q: q[start[r]*Hq : start[r+1]*Hq], Shape: shape}
+			if cache.Is16() {
+				// A serving cache in the model's 16-bit type (vLLM's
+				// kv_cache_dtype="auto"): k (after RoPE) and v are rounded
+				// to it once, as stored; a bf16 model in HF transformers
+				// computes them in bf16 throughout. The backward reads
+				// float32 caches, so training never gets here.
+				if saving {
+					return nil, nil, fmt.Errorf("forward: sequence %d has a %s KV cache; saving activations needs a float32 one", r, cache.DType)
+				}
+				tensor.Narrow(cache.DType, lkv.K16[cache.Len*Hkv:], k[start[r]*Hkv:start[r+1]*Hkv])
+				tensor.Narrow(cache.DType, lkv.V16[cache.Len*Hkv:], v[start[r]*Hkv:start[r+1]*Hkv])
+				as.K16, as.V16, as.KVType = lkv.K16, lkv.V16, cache.DType
+			} else {
+				copy(lkv.K[cache.Len*Hkv:], k[start[r]*Hkv:start[r+1]*Hkv])
+				copy(lkv.V[cache.Len*Hkv:], v[start[r]*Hkv:start[r+1]*Hkv])
+				as.K, as.V = lkv.K, lkv.V
+				if saving {
+					as.Probs = grow(&a.Probs[r], c.NumHeads*n*(cache.Len+n))
+				}
 			}
-			seqs = append(seqs, kernels.AttentionSeq{Out: att[start[r]*Hq : start[r+1]*Hq], Q: q[start[r]*Hq : start[r+1]*Hq], K: lkv.K, V: lkv.V, Shape: shape, Probs: probs})
+			seqs = append(seqs, as)
 		}
 		// All sequences in one call: the decoding ones share a single
 		// parallel loop (a serving step holds many).

@@ -1,0 +1,6 @@
+package kvcache
+
+import "unsafe"
+
+func uintptrOf32(s []float32) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(s))) }
+func uintptrOf16(s []uint16) uintptr  { return uintptr(unsafe.Pointer(unsafe.SliceData(s))) }
