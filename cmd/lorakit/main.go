@@ -23,7 +23,7 @@ func main() {
 func newRoot() *cobra.Command {
 	var threads int
 	var verbose bool
-	var cpuProfile string
+	var cpuProfile, memProfile string
 	var stopProfile func()
 	root := &cobra.Command{
 		Use:           "lorakit",
@@ -50,12 +50,20 @@ func newRoot() *cobra.Command {
 			if stopProfile != nil {
 				stopProfile()
 			}
+			if memProfile != "" {
+				// The allocation profile (pprof's alloc_space / inuse_space).
+				if f, err := os.Create(memProfile); err == nil {
+					pprof.Lookup("allocs").WriteTo(f, 0)
+					f.Close()
+				}
+			}
 		},
 	}
 	root.PersistentFlags().StringVar(&quantizeAtLoad, "quantize", "", "quantize the base model's projections at load: nf4 (QLoRA; norms, embeddings and lm_head keep their type, see --dtype)")
 	root.PersistentFlags().StringVar(&computeDTypeAtLoad, "compute-dtype", "", "dtype the NF4 products compute in: bf16 or f32 (bnb_4bit_compute_dtype; default bf16 with --quantize nf4, as stored for an NF4 folder)")
 	root.PersistentFlags().StringVar(&dtypeAtLoad, "dtype", "", "hold the weights not quantized in f32, bf16 or f16 (like torch_dtype; default: as stored)")
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
+	root.PersistentFlags().StringVar(&memProfile, "memprofile", "", "write a heap allocation profile (go tool pprof) to this file at exit")
 	root.PersistentFlags().IntVar(&threads, "threads", 0, "threads for the kernels (default: LORAKIT_THREADS or all cores)")
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	root.AddCommand(newGenerateCmd(), newTokenizeCmd(), newEvalCmd(), newInspectCmd(), newDemoCmd(), newTrainCmd(), newBenchCmd(), newMergeCmd(), newQuantizeCmd())

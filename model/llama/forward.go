@@ -133,7 +133,10 @@ type LayerActs struct {
 }
 
 // Forward runs the model and returns logits, [N, V] with AllLogits or
-// [len(Caches), V] otherwise. Each cache grows by its new tokens.
+// [len(Caches), V] otherwise. Each cache grows by its new tokens. Without
+// AllLogits (generation, serving) the logits live in a buffer of the model
+// that the next Forward call reuses: a serving step then allocates nothing
+// the size of the vocabulary.
 func (m *Model) Forward(st *Step) ([]float32, error) {
 	x, start, err := m.forwardLayers(st)
 	if err != nil {
@@ -287,23 +290,27 @@ func (m *Model) head(st *Step, x []float32, start []int) ([]float32, error) {
 	D, V := c.HiddenSize, c.VocabSize
 	N := len(x) / D
 	eps := float32(c.RMSNormEps)
-	xn := make([]float32, N*D)
 	// Final norm and lm_head, on every row or on each sequence's last row.
-	rows := N
 	if !st.AllLogits {
-		rows = len(st.Tokens)
-		last := make([]float32, rows*D)
+		rows := len(st.Tokens)
+		xn := grow(&m.scratch.headXN, 2*rows*D)
+		last := xn[rows*D:]
 		for r := range st.Tokens {
 			if start[r+1] == start[r] {
 				return nil, fmt.Errorf("forward: sequence %d has no new tokens", r)
 			}
 			copy(last[r*D:(r+1)*D], x[(start[r+1]-1)*D:start[r+1]*D])
 		}
-		x = last
+		logits := grow(&m.scratch.logits, rows*V)
+		kernels.RMSNorm(xn[:rows*D], nil, last, m.Norm, rows, D, eps)
+		m.LMHead.Forward(logits, xn[:rows*D], rows)
+		return logits, nil
 	}
-	kernels.RMSNorm(xn[:rows*D], nil, x, m.Norm, rows, D, eps)
-	logits := make([]float32, rows*V)
-	m.LMHead.Forward(logits, xn[:rows*D], rows)
+	// Every row (evaluation): fresh buffers, not kept by the model.
+	xn := make([]float32, N*D)
+	kernels.RMSNorm(xn, nil, x, m.Norm, N, D, eps)
+	logits := make([]float32, N*V)
+	m.LMHead.Forward(logits, xn, N)
 	return logits, nil
 }
 
@@ -324,7 +331,8 @@ func keep(dst *[]float32, src []float32) { copy(grow(dst, len(src)), src) }
 // scratch holds a model's temporary buffers. A Model is not safe for
 // concurrent Forward calls; the engine serialises them.
 type scratch struct {
-	x, kv, tmp []float32
+	x, kv, tmp     []float32
+	headXN, logits []float32 // head's buffers for generation (not AllLogits)
 	layer      LayerActs // every layer's intermediates when nothing is saved
 	attn       []kernels.AttentionSeq
 }
