@@ -71,14 +71,15 @@ func TestGradientCheckpointingBitIdentical(t *testing.T) {
 	base := `"hidden_size":64,"intermediate_size":128,"num_hidden_layers":3,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":97,"rms_norm_eps":1e-5`
 	for _, tc := range []struct {
 		name, cfg string
-		nf4       bool
+		nf4, bf16 bool // an NF4 base; its products in BF16
 	}{
-		{"llama", `{"model_type":"llama",` + base + `}`, false},
-		{"qwen2-bias-tied", `{"model_type":"qwen2","tie_word_embeddings":true,` + base + `}`, false},
-		{"qwen3-qknorm", `{"model_type":"qwen3","head_dim":16,` + base + `}`, false},
-		{"mistral-window", `{"model_type":"mistral","sliding_window":5,` + base + `}`, false},
-		{"llama-nf4", `{"model_type":"llama",` + base + `}`, true},
-		{"qwen2-bias-nf4", `{"model_type":"qwen2",` + base + `}`, true},
+		{"llama", `{"model_type":"llama",` + base + `}`, false, false},
+		{"qwen2-bias-tied", `{"model_type":"qwen2","tie_word_embeddings":true,` + base + `}`, false, false},
+		{"qwen3-qknorm", `{"model_type":"qwen3","head_dim":16,` + base + `}`, false, false},
+		{"mistral-window", `{"model_type":"mistral","sliding_window":5,` + base + `}`, false, false},
+		{"llama-nf4", `{"model_type":"llama",` + base + `}`, true, false},
+		{"qwen2-bias-nf4", `{"model_type":"qwen2",` + base + `}`, true, false},
+		{"llama-nf4-bf16-compute", `{"model_type":"llama",` + base + `}`, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := model.ParseConfig([]byte(tc.cfg))
@@ -92,6 +93,11 @@ func TestGradientCheckpointingBitIdentical(t *testing.T) {
 				}
 				if !m.Quantized() {
 					t.Fatal("NewRandomNF4 made a float32 model")
+				}
+				if tc.bf16 {
+					if err := m.SetNF4ComputeDType("bfloat16"); err != nil {
+						t.Fatal(err)
+					}
 				}
 			} else {
 				m = NewRandom(cfg, 3)
