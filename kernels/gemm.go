@@ -37,6 +37,9 @@ type gemmImpl struct {
 	// kernel computes the mr×nr tile c[i*ldc+j] = acc[i][j] (+ c when add != 0),
 	// acc[i][j] = Σ_p a[p*mr+i]·b[p*nr+j] over p < k, summed in order.
 	kernel func(k int, a, b, c *float32, ldc int, add int)
+	// kernelRows[r], if set (0 < r < mr), is kernel computing only the first
+	// r rows of the tile, for the last panel of A when mr does not divide m.
+	kernelRows []func(k int, a, b, c *float32, ldc int, add int)
 	// kernelU, if set, is kernel reading A in place: A[i,p] at a[i*rs+p*cs].
 	// It saves packing A when each A block serves only a panel or two of B.
 	kernelU func(k int, a *float32, rs, cs int, b, c *float32, ldc int, add int)
@@ -206,8 +209,14 @@ func gemm(g *gemmArgs) {
 	g = &j.g
 	// Threads split the longer side of C, each running the whole blocked
 	// algorithm on its part. The operand along the other side is packed by
-	// every thread, which costs less than synchronising the threads around
-	// shared packed blocks on a busy machine.
+	// every thread. Sharing it was measured to cost more, on a quiet machine
+	// too (M=N=K=1024, alternating runs): A packed once into a buffer of all
+	// of A that both threads read, each packing the panels it claims, ran
+	// 2–3% slower than A packed by each thread into its own block buffer,
+	// which stays in L2; a ring of two shared block buffers, which stays in
+	// cache, still lost 2%, and so did a shared B with the rows split: the
+	// packed lines then travel between the cores' caches, which costs more
+	// than packing them twice.
 	units, unit := g.n, im.nr
 	g.byCol = g.n >= g.m
 	if !g.byCol {
@@ -293,21 +302,26 @@ func gemmRows(g *gemmArgs, bf *gemmBuf, bp []float32, i0, i1, jc, nb, pc, kb int
 				mm := min(mr, mb-ir)
 				ci := (ic+ir)*g.ldc + jc + jr
 				// An edge tile is computed whole into t, then the part
-				// inside C is merged.
+				// inside C is merged; one of whole columns but partial
+				// rows goes straight to C with the kernel for its rows.
 				full := mm == mr && nn == nr
+				kern := im.kernel
+				if mm < mr && nn == nr && im.kernelRows != nil {
+					kern, full = im.kernelRows[mm], true
+				}
 				cp, ldc, kadd := &g.c[ci], g.ldc, add
 				if !full {
 					cp, ldc, kadd = &t[0], nr, 0
 				}
 				switch {
 				case !g.unpackA:
-					im.kernel(kb, &bf.a[ir*kb], bpp, cp, ldc, kadd)
+					kern(kb, &bf.a[ir*kb], bpp, cp, ldc, kadd)
 				case mm == mr:
 					im.kernelU(kb, &g.a[(ic+ir)*rs+pc*cs], rs, cs, bpp, cp, ldc, kadd)
 				default:
 					// Rows past the end of A cannot be read in place.
 					packA(g, bf.a, ic+ir, mm, pc, kb, mr)
-					im.kernel(kb, &bf.a[0], bpp, cp, ldc, kadd)
+					kern(kb, &bf.a[0], bpp, cp, ldc, kadd)
 				}
 				if full {
 					continue

@@ -46,6 +46,51 @@ func sgemmKernel512(k int, a, b, c *float32, ldc int, add int)
 //go:noescape
 func sgemmKernel512u(k int, a *float32, rs, cs int, b, c *float32, ldc int, add int)
 
+// sgemmKernel512r1 … sgemmKernel512r13 are sgemmKernel512 for the first
+// rows (1 … 13) of the 14 of a packed A panel, i < rows in place of i < 14
+// above: the last panel of A when m is not a multiple of 14, which
+// sgemmKernel512 would compute whole into a buffer (at m = 1024, 14 rows
+// for 2).
+//
+//go:noescape
+func sgemmKernel512r1(k int, a, b, c *float32, ldc int, add int)
+
+//go:noescape
+func sgemmKernel512r2(k int, a, b, c *float32, ldc int, add int)
+
+//go:noescape
+func sgemmKernel512r3(k int, a, b, c *float32, ldc int, add int)
+
+//go:noescape
+func sgemmKernel512r4(k int, a, b, c *float32, ldc int, add int)
+
+//go:noescape
+func sgemmKernel512r5(k int, a, b, c *float32, ldc int, add int)
+
+//go:noescape
+func sgemmKernel512r6(k int, a, b, c *float32, ldc int, add int)
+
+//go:noescape
+func sgemmKernel512r7(k int, a, b, c *float32, ldc int, add int)
+
+//go:noescape
+func sgemmKernel512r8(k int, a, b, c *float32, ldc int, add int)
+
+//go:noescape
+func sgemmKernel512r9(k int, a, b, c *float32, ldc int, add int)
+
+//go:noescape
+func sgemmKernel512r10(k int, a, b, c *float32, ldc int, add int)
+
+//go:noescape
+func sgemmKernel512r11(k int, a, b, c *float32, ldc int, add int)
+
+//go:noescape
+func sgemmKernel512r12(k int, a, b, c *float32, ldc int, add int)
+
+//go:noescape
+func sgemmKernel512r13(k int, a, b, c *float32, ldc int, add int)
+
 // sgemmKernel512n16 is sgemmKernel512 for a 14×16 tile (one zmm column),
 // for products with at most 16 columns such as those with LoRA's rank-r
 // factors:
@@ -322,15 +367,22 @@ func packCopy512(dst, src []float32, ld, p0, kb, q0, nq, w int) {
 	}
 }
 
-// avx512Impl: 14×32 tiles (28 zmm accumulators). kc = 512: the A panel
-// (28 KB) and B panel (64 KB) of a kernel call stream from L2 at 13 bytes a
-// cycle, far below its bandwidth, and C is read and written once per 512
-// steps; the A block mc·kc·4 = 504 KB takes half of the 1 MB L2; the B block
-// kc·nc·4 = 8 MB sits in L3. Measured on Zen 5 against kc = 192…768 and
-// mc = 168…476.
+// avx512Impl: 14×32 tiles (28 zmm accumulators). kc = 1024: the A panel
+// (56 KB) and B panel (128 KB) of a kernel call stream from L2 at 13 bytes a
+// cycle, far below its bandwidth, and C is read and written once per 1024
+// steps (at k ≤ 1024 only written); the A block mc·kc·4 = 448 KB takes less
+// than half of the 1 MB L2; the B block kc·nc·4 = 8 MB (the same buffer as
+// before, so nc is halved) sits in L3. Measured
+// on Zen 5, 2 threads, M=N=K=1024 and 2048, alternating runs: kc = 1024 with
+// mc = 84…140 beats kc = 512, mc = 252 (the previous setting, chosen against
+// kc = 192…768) by 2–4%, mc = 112 by a little; kc = 2048 (mc = 56) does not.
 var avx512Impl = &gemmImpl{
-	name: "avx512", mr: 14, nr: 32, kc: 512, mc: 252, nc: 4096,
+	name: "avx512", mr: 14, nr: 32, kc: 1024, mc: 112, nc: 2048,
 	kernel: sgemmKernel512, kernelU: sgemmKernel512u, packT: packTrans512, packN: packCopy512,
+	kernelRows: []func(k int, a, b, c *float32, ldc int, add int){1: sgemmKernel512r1, 2: sgemmKernel512r2,
+		3: sgemmKernel512r3, 4: sgemmKernel512r4, 5: sgemmKernel512r5, 6: sgemmKernel512r6, 7: sgemmKernel512r7,
+		8: sgemmKernel512r8, 9: sgemmKernel512r9, 10: sgemmKernel512r10, 11: sgemmKernel512r11,
+		12: sgemmKernel512r12, 13: sgemmKernel512r13},
 	dot: [gemvMaxM + 1]dotKernels{
 		1: {4, sdot1x4512, sdot1x1512},
 		2: {4, sdot2x4512, sdot2x1512},

@@ -36,6 +36,9 @@ func main() {
 	microKernel("sgemmKernel512u", "Z", 64, mr512, nv512, 32, true)
 	microKernel("sgemmKernel512n16", "Z", 64, mr512, 1, 32, false)
 	microKernel("sgemmKernel512n16u", "Z", 64, mr512, 1, 32, true)
+	for rows := 1; rows < mr512; rows++ {
+		microKernelRows(fmt.Sprintf("sgemmKernel512r%d", rows), "Z", 64, mr512, rows, nv512, 32, false)
+	}
 	microKernel("sgemmKernel256", "Y", 32, mr256, nv256, 16, false)
 	for m := 1; m <= 8; m++ {
 		for _, n := range []int{1, dotGroup512[m]} {
@@ -62,8 +65,19 @@ func main() {
 // three row pointers (rows 0, 5, 10) and the strides rs, 3·rs and cs in
 // R11, R12 and R13, all advanced by cs after each step.
 func microKernel(name, r string, vbytes, mr, nv, nregs int, unpacked bool) {
+	microKernelRows(name, r, vbytes, mr, mr, nv, nregs, unpacked)
+}
+
+// microKernelRows is microKernel computing only the first rows of the mr
+// rows of a packed A panel (rows ≤ mr): the kernels for the last, partial
+// panel of A, which would otherwise compute a whole mr-row tile into a
+// buffer and copy the part inside C.
+func microKernelRows(name, r string, vbytes, mr, rows, nv, nregs int, unpacked bool) {
+	if rows < mr && unpacked {
+		panic("partial panels are packed")
+	}
 	nr := nv * vbytes / 4
-	nacc := mr * nv
+	nacc := rows * nv
 	breg := nacc
 	bc0 := breg + nv
 	nbc := nregs - bc0
@@ -104,10 +118,10 @@ func microKernel(name, r string, vbytes, mr, nv, nregs int, unpacked bool) {
 	p("\tSHLQ $2, SI")
 	// Prefetch the C tile: it is read (add) and written at the end.
 	p("\tMOVQ DI, DX")
-	for i := 0; i < mr; i++ {
+	for i := 0; i < rows; i++ {
 		p("\tPREFETCHT0 (DX)")
 		p("\tPREFETCHT0 %d(DX)", nr*4-4)
-		if i < mr-1 {
+		if i < rows-1 {
 			p("\tADDQ SI, DX")
 		}
 	}
@@ -129,7 +143,7 @@ func microKernel(name, r string, vbytes, mr, nv, nregs int, unpacked bool) {
 		for v := 0; v < nv; v++ {
 			p("\tVMOVUPS %d(BX), %s", (s*nr+v*vbytes/4)*4, reg(breg+v))
 		}
-		for i := 0; i < mr; i++ {
+		for i := 0; i < rows; i++ {
 			b := reg(bc0 + bc%nbc)
 			bc++
 			p("\tVBROADCASTSS %s, %s", aAddr(s, i), b)
@@ -182,23 +196,23 @@ func microKernel(name, r string, vbytes, mr, nv, nregs int, unpacked bool) {
 	}
 	p("\tTESTQ DX, DX")
 	p("\tJZ overwrite")
-	for i := 0; i < mr; i++ {
+	for i := 0; i < rows; i++ {
 		for v := 0; v < nv; v++ {
 			p("\tVADDPS %d(DI), %s, %s", v*vbytes, reg(i*nv+v), reg(i*nv+v))
 			p("\tVMOVUPS %s, %d(DI)", reg(i*nv+v), v*vbytes)
 		}
-		if i < mr-1 {
+		if i < rows-1 {
 			p("\tADDQ SI, DI")
 		}
 	}
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("overwrite:")
-	for i := 0; i < mr; i++ {
+	for i := 0; i < rows; i++ {
 		for v := 0; v < nv; v++ {
 			p("\tVMOVUPS %s, %d(DI)", reg(i*nv+v), v*vbytes)
 		}
-		if i < mr-1 {
+		if i < rows-1 {
 			p("\tADDQ SI, DI")
 		}
 	}

@@ -269,6 +269,41 @@ func partitionInvariant(t *testing.T, rng *rand.Rand, im *gemmImpl, m, n, k int)
 	}
 }
 
+// TestGEMMKernelRows checks each partial-panel kernel against the full
+// kernel: its r rows bit-identical, overwriting and accumulating, and
+// nothing written to the rows below them or past the tile's columns.
+func TestGEMMKernelRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, im := range gemmImpls() {
+		if im.kernelRows == nil {
+			continue
+		}
+		mr, nr := im.mr, im.nr
+		ldc := nr + 5
+		for _, k := range []int{1, 3, 4, 5, 17, 1024} {
+			a, b := gemmRand(rng, mr*k, 0), gemmRand(rng, nr*k, 0)
+			c0 := gemmRand(rng, mr*ldc, 0)
+			for add := 0; add <= 1; add++ {
+				want := append([]float32(nil), c0...)
+				im.kernel(k, &a[0], &b[0], &want[0], ldc, add)
+				for r := 1; r < mr; r++ {
+					got := append([]float32(nil), c0...)
+					im.kernelRows[r](k, &a[0], &b[0], &got[0], ldc, add)
+					for i := range got {
+						w := want[i]
+						if i/ldc >= r || i%ldc >= nr {
+							w = c0[i]
+						}
+						if math.Float32bits(got[i]) != math.Float32bits(w) {
+							t.Fatalf("%s rows=%d k=%d add=%d: c[%d,%d] = %v, want %v", im.name, r, k, add, i/ldc, i%ldc, got[i], w)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestGEMMNoAllocs: repeated calls of one size allocate nothing beyond what
 // the worker pool's Parallel itself allocates per call; serial calls
 // allocate nothing at all.
