@@ -121,20 +121,35 @@ func (im *gemmImpl) ncb() int { return max(im.nr, im.nc/im.nr*im.nr) }
 // gemmBuf is one worker's packing storage, reused across calls.
 type gemmBuf struct {
 	im      *gemmImpl
+	small   bool // B block of gemmSmallCols columns (bufPool)
 	a, b, t []float32
 }
 
-// gemmBufPools keeps one pool of packing buffers per micro-kernel variant:
-// products of both variants alternate in every forward (wide projections,
-// narrow rank-r LoRA products), and a single pool would discard and re-zero
-// an 8 MB buffer at nearly every call.
-var gemmBufPools sync.Map // *gemmImpl → *sync.Pool
+// gemmSmallCols: products with at most this many columns (attention's
+// per-head products, a few positions wide) take packing buffers with a B
+// block of this width, 1 MB instead of the 8 MB of a full block. A serving
+// process whose projections are not float32 (NF4, BF16) then never holds
+// the full blocks. The two sizes have pools of their own, so neither
+// discards the other's buffers.
+const gemmSmallCols = 256
 
-func bufPool(im *gemmImpl) *sync.Pool {
-	if p, ok := gemmBufPools.Load(im); ok {
+type gemmPoolKey struct {
+	im    *gemmImpl
+	small bool
+}
+
+// gemmBufPools keeps pools of packing buffers per micro-kernel variant and
+// size: products of both variants alternate in every forward (wide
+// projections, narrow rank-r LoRA products), and a single pool would discard
+// and re-zero an 8 MB buffer at nearly every call.
+var gemmBufPools sync.Map // gemmPoolKey → *sync.Pool
+
+func bufPool(im *gemmImpl, small bool) *sync.Pool {
+	k := gemmPoolKey{im, small}
+	if p, ok := gemmBufPools.Load(k); ok {
 		return p.(*sync.Pool)
 	}
-	p, _ := gemmBufPools.LoadOrStore(im, new(sync.Pool))
+	p, _ := gemmBufPools.LoadOrStore(k, new(sync.Pool))
 	return p.(*sync.Pool)
 }
 
@@ -142,15 +157,24 @@ func bufPool(im *gemmImpl) *sync.Pool {
 // the vector packers.
 const gemmBufSlack = 16
 
-func getGemmBuf(im *gemmImpl) *gemmBuf {
-	na, nb := im.mcb()*im.kc+gemmBufSlack, im.ncb()*im.kc+gemmBufSlack
-	if v := bufPool(im).Get(); v != nil {
+// getGemmBuf returns packing buffers for a product of n columns; putGemmBuf
+// gives them back.
+func getGemmBuf(im *gemmImpl, n int) *gemmBuf {
+	small := n <= gemmSmallCols && gemmSmallCols < im.ncb()
+	ncb := im.ncb()
+	if small {
+		ncb = gemmSmallCols
+	}
+	na, nb := im.mcb()*im.kc+gemmBufSlack, ncb*im.kc+gemmBufSlack
+	if v := bufPool(im, small).Get(); v != nil {
 		if bf := v.(*gemmBuf); bf.im == im && len(bf.a) == na && len(bf.b) == nb {
 			return bf
 		}
 	}
-	return &gemmBuf{im: im, a: alignedFloats(na), b: alignedFloats(nb), t: alignedFloats(im.mr * im.nr)}
+	return &gemmBuf{im: im, small: small, a: alignedFloats(na), b: alignedFloats(nb), t: alignedFloats(im.mr * im.nr)}
 }
+
+func putGemmBuf(bf *gemmBuf) { bufPool(bf.im, bf.small).Put(bf) }
 
 // alignedFloats returns n zeroed floats starting on a 64-byte boundary.
 func alignedFloats(n int) []float32 {
@@ -199,9 +223,9 @@ func gemm(g *gemmArgs) {
 	threads := Threads()
 	if threads < 2 || g.m*g.n*g.k < gemmParallelFlops {
 		g.unpackA = im.kernelU != nil && g.n <= unpackedAMaxPanels*im.nr
-		bf := getGemmBuf(im)
+		bf := getGemmBuf(im, g.n)
 		gemmBlock(g, bf, 0, g.m, 0, g.n)
-		bufPool(bf.im).Put(bf)
+		putGemmBuf(bf)
 		return
 	}
 	j := gemmJobs.Get().(*gemmJob)
@@ -244,13 +268,13 @@ func gemmParallel(n, grain int, fn func(lo, hi int)) {
 
 func (j *gemmJob) do(lo, hi int) {
 	g := &j.g
-	bf := getGemmBuf(g.im)
+	bf := getGemmBuf(g.im, g.n)
 	if g.byCol {
 		gemmBlock(g, bf, 0, g.m, lo*g.unit, min(hi*g.unit, g.n))
 	} else {
 		gemmBlock(g, bf, lo*g.unit, min(hi*g.unit, g.m), 0, g.n)
 	}
-	bufPool(bf.im).Put(bf)
+	putGemmBuf(bf)
 }
 
 // balancedBlock splits n into the fewest blocks of at most max and returns the

@@ -154,13 +154,13 @@ func MatMulTLowRank(y, x, w []float32, m, n, k int, segs []LowRank) {
 		if i >= nu {
 			return false
 		}
-		bf := getGemmBuf(im)
+		bf := getGemmBuf(im, n)
 		if g.byCol {
 			gemmBlock(g, bf, 0, m, i*unit, min((i+1)*unit, n))
 		} else {
 			gemmBlock(g, bf, i*unit, min((i+1)*unit, m), 0, n)
 		}
-		bufPool(bf.im).Put(bf)
+		putGemmBuf(bf)
 		return true
 	}
 	var us [2][]float32
