@@ -16,22 +16,27 @@ import (
 // forward, the loss and every LoRA gradient equal those of the same model
 // whose weights are the dequantized NF4 values in float32 — the fused kernels
 // compute exactly QLoRA's math without materialising the matrices.
-func TestQLoRAMatchesDequantizedBase(t *testing.T) {
+// loadWithOracleAdapter loads tiny-brown and the oracle's adapter, with
+// gradient buffers, not attached.
+func loadWithOracleAdapter(t *testing.T) (*Model, *lora.Adapter) {
+	t.Helper()
 	dir := testutil.Path("testdata", "oracle", "tiny-brown")
-	load := func() (*Model, *lora.Adapter) {
-		m, err := Load(model.Dir(filepath.Join(dir, "../../../models/tiny-brown")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := lora.Load(filepath.Join(dir, "adapter"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mod := range a.Modules {
-			mod.GradA, mod.GradB = make([]float32, len(mod.A)), make([]float32, len(mod.B))
-		}
-		return m, a
+	m, err := Load(model.Dir(filepath.Join(dir, "../../../models/tiny-brown")))
+	if err != nil {
+		t.Fatal(err)
 	}
+	a, err := lora.Load(filepath.Join(dir, "adapter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mod := range a.Modules {
+		mod.GradA, mod.GradB = make([]float32, len(mod.A)), make([]float32, len(mod.B))
+	}
+	return m, a
+}
+
+func TestQLoRAMatchesDequantizedBase(t *testing.T) {
+	load := func() (*Model, *lora.Adapter) { return loadWithOracleAdapter(t) }
 	q, qa := load()
 	if err := q.QuantizeNF4(); err != nil {
 		t.Fatal(err)
@@ -85,12 +90,8 @@ func TestQLoRAMatchesDequantizedBase(t *testing.T) {
 // move off the float32-compute values by about BF16's precision and no
 // further; the setting survives a save and a reload through config.json.
 func TestQLoRABF16Compute(t *testing.T) {
-	dir := testutil.Path("testdata", "oracle", "tiny-brown")
 	load := func(bf16 bool) (*Model, *lora.Adapter) {
-		m, err := Load(model.Dir(filepath.Join(dir, "../../../models/tiny-brown")))
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, a := loadWithOracleAdapter(t)
 		if err := m.QuantizeNF4(); err != nil {
 			t.Fatal(err)
 		}
@@ -98,13 +99,6 @@ func TestQLoRABF16Compute(t *testing.T) {
 			if err := m.SetNF4ComputeDType("bf16"); err != nil {
 				t.Fatal(err)
 			}
-		}
-		a, err := lora.Load(filepath.Join(dir, "adapter"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mod := range a.Modules {
-			mod.GradA, mod.GradB = make([]float32, len(mod.A)), make([]float32, len(mod.B))
 		}
 		m.Attach(a)
 		return m, a

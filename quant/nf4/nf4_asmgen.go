@@ -516,16 +516,15 @@ func panelN() {
 	p("")
 }
 
-// gemmP: the forward micro-kernel for many rows of x, a 12×32 GEMM tile on
-// a decoded panel: dst[i*ldd+j] (+)= Σ_{c<k} x[i*ldx+c]·wt[c*32+j] for i <
-// m, j < 32, wt from panel16 (two calls, rows 0–15 and 16–31). x is read in
-// place: a broadcast per row and column feeds two FMAs.
-func gemmP(m int) {
-	name := fmt.Sprintf("nf4GemmP%d512", m)
-	p("// func %s(k int, x *float32, ldx int, wt *float32, dst *float32, ldd int, add int)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-56", name)
-	p("\tMOVQ k+0(FP), BX")
-	p("\tSHRQ $2, BX")
+// panelAcc is the accumulator of row i, columns 16k…16k+15, of the panel
+// GEMM kernels (gemmP, gemmBP).
+func panelAcc(i, k int) int { return 8 + 2*i + k }
+
+// panelGemmPrologue loads x (R8, row stride R12 in bytes, and the base
+// pointers dyAddr uses for m rows) and wt (SI), clears the accumulators and
+// skips to the store when the loop count BX is zero. It returns the bases
+// in use.
+func panelGemmPrologue(m int) map[string]bool {
 	p("\tMOVQ x+8(FP), R8")
 	p("\tMOVQ ldx+16(FP), R12")
 	p("\tSHLQ $2, R12")
@@ -546,14 +545,51 @@ func gemmP(m int) {
 		p("\tADDQ R12, R11")
 	}
 	p("\tMOVQ wt+24(FP), SI")
-	a := func(i, k int) int { return 8 + 2*i + k }
 	for i := 0; i < m; i++ {
 		for k := 0; k < 2; k++ {
-			p("\tVPXORD Z%d, Z%d, Z%d", a(i, k), a(i, k), a(i, k))
+			p("\tVPXORD Z%d, Z%d, Z%d", panelAcc(i, k), panelAcc(i, k), panelAcc(i, k))
 		}
 	}
 	p("\tTESTQ BX, BX")
 	p("\tJZ store")
+	return bases
+}
+
+// panelGemmStore writes (or adds, when add ≠ 0) the m×32 accumulators to
+// dst, row stride ldd.
+func panelGemmStore(m int) {
+	p("store:")
+	p("\tMOVQ dst+32(FP), CX")
+	p("\tMOVQ ldd+40(FP), AX")
+	p("\tSHLQ $2, AX")
+	for i := 0; i < m; i++ {
+		p("\tCMPQ add+48(FP), $0")
+		p("\tJEQ st%d", i)
+		p("\tVADDPS (CX), Z%d, Z%d", panelAcc(i, 0), panelAcc(i, 0))
+		p("\tVADDPS 64(CX), Z%d, Z%d", panelAcc(i, 1), panelAcc(i, 1))
+		p("st%d:", i)
+		p("\tVMOVUPS Z%d, (CX)", panelAcc(i, 0))
+		p("\tVMOVUPS Z%d, 64(CX)", panelAcc(i, 1))
+		if i+1 < m {
+			p("\tADDQ AX, CX")
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// gemmP: the forward micro-kernel for many rows of x, a 12×32 GEMM tile on
+// a decoded panel: dst[i*ldd+j] (+)= Σ_{c<k} x[i*ldx+c]·wt[c*32+j] for i <
+// m, j < 32, wt from panel16 (two calls, rows 0–15 and 16–31). x is read in
+// place: a broadcast per row and column feeds two FMAs.
+func gemmP(m int) {
+	name := fmt.Sprintf("nf4GemmP%d512", m)
+	p("// func %s(k int, x *float32, ldx int, wt *float32, dst *float32, ldd int, add int)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-56", name)
+	p("\tMOVQ k+0(FP), BX")
+	p("\tSHRQ $2, BX")
+	bases := panelGemmPrologue(m)
 	p("loop:")
 	for u := 0; u < 4; u++ { // four columns per iteration
 		p("\tVMOVUPS %d(SI), Z0", 128*u)
@@ -565,8 +601,8 @@ func gemmP(m int) {
 				addr += fmt.Sprintf("(R12*%d)", dyAddr[i].scale)
 			}
 			p("\tVBROADCASTSS %s, Z%d", addr, t)
-			p("\tVFMADD231PS Z%d, Z0, Z%d", t, a(i, 0))
-			p("\tVFMADD231PS Z%d, Z1, Z%d", t, a(i, 1))
+			p("\tVFMADD231PS Z%d, Z0, Z%d", t, panelAcc(i, 0))
+			p("\tVFMADD231PS Z%d, Z1, Z%d", t, panelAcc(i, 1))
 		}
 	}
 	p("\tADDQ $512, SI")
@@ -577,25 +613,7 @@ func gemmP(m int) {
 	}
 	p("\tDECQ BX")
 	p("\tJNZ loop")
-	p("store:")
-	p("\tMOVQ dst+32(FP), CX")
-	p("\tMOVQ ldd+40(FP), AX")
-	p("\tSHLQ $2, AX")
-	for i := 0; i < m; i++ {
-		p("\tCMPQ add+48(FP), $0")
-		p("\tJEQ st%d", i)
-		p("\tVADDPS (CX), Z%d, Z%d", a(i, 0), a(i, 0))
-		p("\tVADDPS 64(CX), Z%d, Z%d", a(i, 1), a(i, 1))
-		p("st%d:", i)
-		p("\tVMOVUPS Z%d, (CX)", a(i, 0))
-		p("\tVMOVUPS Z%d, 64(CX)", a(i, 1))
-		if i+1 < m {
-			p("\tADDQ AX, CX")
-		}
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
+	panelGemmStore(m)
 }
 
 // The BF16 compute path (bnb_4bit_compute_dtype=bfloat16): operands rounded
@@ -698,34 +716,7 @@ func gemmBP(m int) {
 	p("TEXT ·%s(SB), NOSPLIT, $0-56", name)
 	p("\tMOVQ kp+0(FP), BX")
 	p("\tSHRQ $1, BX")
-	p("\tMOVQ x+8(FP), R8")
-	p("\tMOVQ ldx+16(FP), R12")
-	p("\tSHLQ $2, R12")
-	bases := map[string]bool{}
-	for i := 0; i < m; i++ {
-		bases[dyAddr[i].base] = true
-	}
-	if bases["R9"] {
-		p("\tLEAQ (R8)(R12*1), R9")
-	}
-	if bases["R10"] {
-		p("\tLEAQ (R8)(R12*2), R10")
-		p("\tADDQ R12, R10")
-	}
-	if bases["R11"] {
-		p("\tLEAQ (R8)(R12*4), R11")
-		p("\tADDQ R12, R11")
-		p("\tADDQ R12, R11")
-	}
-	p("\tMOVQ wt+24(FP), SI")
-	a := func(i, k int) int { return 8 + 2*i + k }
-	for i := 0; i < m; i++ {
-		for k := 0; k < 2; k++ {
-			p("\tVPXORD Z%d, Z%d, Z%d", a(i, k), a(i, k), a(i, k))
-		}
-	}
-	p("\tTESTQ BX, BX")
-	p("\tJZ store")
+	bases := panelGemmPrologue(m)
 	p("loop:")
 	for u := 0; u < 2; u++ { // two pairs per iteration
 		p("\tVMOVDQU32 %d(SI), Z0", 128*u)
@@ -737,8 +728,8 @@ func gemmBP(m int) {
 				addr += fmt.Sprintf("(R12*%d)", dyAddr[i].scale)
 			}
 			p("\tVPBROADCASTD %s, Z%d", addr, t)
-			vdpbf16ps(a(i, 0), t, 0)
-			vdpbf16ps(a(i, 1), t, 1)
+			vdpbf16ps(panelAcc(i, 0), t, 0)
+			vdpbf16ps(panelAcc(i, 1), t, 1)
 		}
 	}
 	p("\tADDQ $256, SI")
@@ -749,23 +740,5 @@ func gemmBP(m int) {
 	}
 	p("\tDECQ BX")
 	p("\tJNZ loop")
-	p("store:")
-	p("\tMOVQ dst+32(FP), CX")
-	p("\tMOVQ ldd+40(FP), AX")
-	p("\tSHLQ $2, AX")
-	for i := 0; i < m; i++ {
-		p("\tCMPQ add+48(FP), $0")
-		p("\tJEQ st%d", i)
-		p("\tVADDPS (CX), Z%d, Z%d", a(i, 0), a(i, 0))
-		p("\tVADDPS 64(CX), Z%d, Z%d", a(i, 1), a(i, 1))
-		p("st%d:", i)
-		p("\tVMOVUPS Z%d, (CX)", a(i, 0))
-		p("\tVMOVUPS Z%d, 64(CX)", a(i, 1))
-		if i+1 < m {
-			p("\tADDQ AX, CX")
-		}
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
+	panelGemmStore(m)
 }
