@@ -333,6 +333,6 @@ func keep(dst *[]float32, src []float32) { copy(grow(dst, len(src)), src) }
 type scratch struct {
 	x, kv, tmp     []float32
 	headXN, logits []float32 // head's buffers for generation (not AllLogits)
-	layer      LayerActs // every layer's intermediates when nothing is saved
-	attn       []kernels.AttentionSeq
+	layer          LayerActs // every layer's intermediates when nothing is saved
+	attn           []kernels.AttentionSeq
 }
