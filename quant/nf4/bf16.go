@@ -2,7 +2,6 @@ package nf4
 
 import (
 	"math"
-	"sync"
 	"unsafe"
 
 	"github.com/lorakit/lorakit/kernels"
@@ -72,19 +71,3 @@ func u16s(v []uint32) []uint16 {
 	}
 	return unsafe.Slice((*uint16)(unsafe.Pointer(&v[0])), 2*len(v))
 }
-
-var buf32Pool sync.Pool
-
-func getBuf32(n int) *[]uint32 {
-	if v := buf32Pool.Get(); v != nil {
-		b := v.(*[]uint32)
-		if cap(*b) >= n {
-			*b = (*b)[:n]
-			return b
-		}
-	}
-	b := make([]uint32, n, n+n/4)
-	return &b
-}
-
-func putBuf32(b *[]uint32) { buf32Pool.Put(b) }

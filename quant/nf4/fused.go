@@ -48,18 +48,23 @@ func packXBlocks(dst, x []float32, m, cols int) {
 	}
 }
 
+// packedX returns x [m, cols] in the layout ks.dotT reads: x itself, or
+// packed by ks.packX into a pooled buffer (also returned, for putBuf).
+func packedX(ks *kernelSet, x []float32, m, cols int) ([]float32, *[]float32) {
+	if ks.packX == nil {
+		return x[:m*cols], nil
+	}
+	xb := getBuf(m * cols)
+	ks.packX(*xb, x, m, cols)
+	return *xb, xb
+}
+
 // matMulTFused: threads split the rows of W. With more than one group of x
 // rows, each thread runs all groups over a slice of its rows that stays in
 // L1 before moving on.
 func matMulTFused(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate bool) {
 	rows, cols := w.Rows, w.Cols
-	xs := x[:m*cols]
-	var xb *[]float32
-	if ks.packX != nil {
-		xb = getBuf(m * cols)
-		ks.packX(*xb, x, m, cols)
-		xs = *xb
-	}
+	xs, xb := packedX(ks, x, m, cols)
 	// Chunks of at least 32 KB of packed weights per thread.
 	grain := max(1, (32<<10)/(cols/2))
 	kernels.Parallel(rows, grain, func(lo, hi int) {
@@ -75,9 +80,7 @@ func matMulTFused(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate 
 			}
 		}
 	})
-	if xb != nil {
-		putBuf(xb)
-	}
+	putBuf(xb)
 }
 
 // dotTGo is the pure-Go dotT: decode a block into 64 floats, then multiply
@@ -239,13 +242,7 @@ func MatMulTMany(dsts [][]float32, x []float32, ws []*Tensor, m int) {
 		return
 	}
 	cols := ws[0].Cols
-	xs := x[:m*cols]
-	var xb *[]float32
-	if ks.packX != nil {
-		xb = getBuf(m * cols)
-		ks.packX(*xb, x, m, cols)
-		xs = *xb
-	}
+	xs, xb := packedX(ks, x, m, cols)
 	// Units of manyRows rows; a unit never spans two weights.
 	const manyRows = 16
 	units := 0
@@ -269,7 +266,5 @@ func MatMulTMany(dsts [][]float32, x []float32, ws []*Tensor, m int) {
 			}
 		}
 	})
-	if xb != nil {
-		putBuf(xb)
-	}
+	putBuf(xb)
 }

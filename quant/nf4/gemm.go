@@ -119,13 +119,12 @@ func matMulGemm(ks *kernelSet, dst, dy []float32, w *Tensor, m int, accumulate, 
 // given; BF16 pairs for gemmBP (AVX512_BF16); or, emulating BF16 compute,
 // float32 rounded to BF16 values for gemmP.
 type gemmOperand struct {
-	ks    *kernelSet
-	k     int
-	x     []float32 // float32 rows (rounded when emulating)
-	xb    []uint32  // BF16 pair rows, k/2 per row (gemmBP)
-	round bool      // emulating: panels are rounded in place
-	bufX  *[]float32
-	bufB  *[]uint32
+	ks   *kernelSet
+	k    int
+	x    []float32  // float32 rows (rounded when emulating)
+	xb   []uint32   // BF16 pair rows, k/2 per row (gemmBP)
+	bufX *[]float32 // the rounded x, when emulating (panels are then rounded in place)
+	bufB *[]uint32  // xb's buffer
 }
 
 func newGemmOperand(ks *kernelSet, x []float32, m, k int, bf16 bool) *gemmOperand {
@@ -139,7 +138,6 @@ func newGemmOperand(ks *kernelSet, x []float32, m, k int, bf16 bool) *gemmOperan
 		op.bufX = getBuf(m * k)
 		op.x = *op.bufX
 		roundBF16s(op.x, x[:m*k])
-		op.round = true
 	}
 	return op
 }
@@ -153,18 +151,14 @@ func (op *gemmOperand) panel(n int) *[]uint32 {
 	return getBuf32(n / 2)
 }
 
-func (op *gemmOperand) release(pp *[]uint32) {
-	if pp != nil {
-		putBuf32(pp)
-	}
-}
+func (op *gemmOperand) release(pp *[]uint32) { putBuf32(pp) }
 
 // convert readies a decoded panel wt (rows of 32 floats, one per depth).
 func (op *gemmOperand) convert(pp *[]uint32, wt []float32) {
 	switch {
 	case pp != nil:
 		op.ks.pairs(op.k/2, wt, *pp)
-	case op.round:
+	case op.bufX != nil:
 		for i, v := range wt[:op.k*panelRows] {
 			wt[i] = roundBF16(v)
 		}
@@ -182,10 +176,6 @@ func (op *gemmOperand) gemm(mm, i0 int, pp *[]uint32, wt, dst []float32, ldd int
 }
 
 func (op *gemmOperand) free() {
-	if op.bufX != nil {
-		putBuf(op.bufX)
-	}
-	if op.bufB != nil {
-		putBuf32(op.bufB)
-	}
+	putBuf(op.bufX)
+	putBuf32(op.bufB)
 }

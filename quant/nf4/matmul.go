@@ -202,19 +202,32 @@ func matMul(ks *kernelSet, dst, dy []float32, w *Tensor, m int, accumulate, bf16
 	}
 }
 
-// scratch buffers, reused across calls.
-var bufPool sync.Pool
+// Scratch buffers, reused across calls: float32 (decoded panels and tiles,
+// packed x) and uint32 (BF16 pairs, bf16.go).
+var bufPool, buf32Pool sync.Pool
 
-func getBuf(n int) *[]float32 {
-	if v := bufPool.Get(); v != nil {
-		b := v.(*[]float32)
+func getBuf(n int) *[]float32  { return getPooled[float32](&bufPool, n) }
+func putBuf(b *[]float32)      { putPooled(&bufPool, b) }
+func getBuf32(n int) *[]uint32 { return getPooled[uint32](&buf32Pool, n) }
+func putBuf32(b *[]uint32)     { putPooled(&buf32Pool, b) }
+
+// getPooled returns a slice of n elements from pool, or a new one with a
+// quarter more capacity so slightly larger requests reuse it.
+func getPooled[T any](pool *sync.Pool, n int) *[]T {
+	if v := pool.Get(); v != nil {
+		b := v.(*[]T)
 		if cap(*b) >= n {
 			*b = (*b)[:n]
 			return b
 		}
 	}
-	b := make([]float32, n, n+n/4)
+	b := make([]T, n, n+n/4)
 	return &b
 }
 
-func putBuf(b *[]float32) { bufPool.Put(b) }
+// putPooled gives b back to pool; nil is ignored.
+func putPooled[T any](pool *sync.Pool, b *[]T) {
+	if b != nil {
+		pool.Put(b)
+	}
+}

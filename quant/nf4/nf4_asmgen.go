@@ -324,6 +324,41 @@ func decode() {
 	p("")
 }
 
+// rowBases emits the base pointers R9–R11 that dyAddr uses for m rows, from
+// row 0 at R8 and the row stride in bytes in R12, and returns the bases in
+// use.
+func rowBases(m int) map[string]bool {
+	bases := map[string]bool{}
+	for i := 0; i < m; i++ {
+		bases[dyAddr[i].base] = true
+	}
+	if bases["R9"] {
+		p("\tLEAQ (R8)(R12*1), R9")
+	}
+	if bases["R10"] {
+		p("\tLEAQ (R8)(R12*2), R10")
+		p("\tADDQ R12, R10")
+	}
+	if bases["R11"] {
+		p("\tLEAQ (R8)(R12*4), R11")
+		p("\tADDQ R12, R11")
+		p("\tADDQ R12, R11")
+	}
+	return bases
+}
+
+// rowAddr is the address of byte off of row i (dyAddr).
+func rowAddr(i, off int) string {
+	addr := "(" + dyAddr[i].base + ")"
+	if off != 0 {
+		addr = fmt.Sprint(off) + addr
+	}
+	if dyAddr[i].scale > 0 {
+		addr += fmt.Sprintf("(R12*%d)", dyAddr[i].scale)
+	}
+	return addr
+}
+
 // dyAddr maps row i < 12 of dy to an address from four base pointers
 // (rows 0, 1, 3 and 6) and the row stride R12, since an x86 address scales
 // its index by 1, 2, 4 or 8 only.
@@ -345,22 +380,7 @@ func axpyHalf(m int) {
 	p("\tMOVQ dy+8(FP), R8")
 	p("\tMOVQ ldy+16(FP), R12")
 	p("\tSHLQ $2, R12")
-	bases := map[string]bool{}
-	for i := 0; i < m; i++ {
-		bases[dyAddr[i].base] = true
-	}
-	if bases["R9"] {
-		p("\tLEAQ (R8)(R12*1), R9")
-	}
-	if bases["R10"] {
-		p("\tLEAQ (R8)(R12*2), R10")
-		p("\tADDQ R12, R10")
-	}
-	if bases["R11"] {
-		p("\tLEAQ (R8)(R12*4), R11")
-		p("\tADDQ R12, R11")
-		p("\tADDQ R12, R11")
-	}
+	bases := rowBases(m)
 	p("\tMOVQ w+24(FP), SI")
 	p("\tMOVQ wstride+32(FP), R13")
 	p("\tMOVQ sc+40(FP), DI")
@@ -382,10 +402,7 @@ func axpyHalf(m int) {
 	p("\tVPERMPS Z1, Z3, Z3") // columns 0, 2, …, 30
 	p("\tVPERMPS Z1, Z2, Z2") // 1, 3, …, 31
 	for i := 0; i < m; i++ {
-		addr := "(" + dyAddr[i].base + ")"
-		if dyAddr[i].scale > 0 {
-			addr += fmt.Sprintf("(R12*%d)", dyAddr[i].scale)
-		}
+		addr := rowAddr(i, 0)
 		p("\tVFMADD231PS.BCST %s, Z3, Z%d", addr, a(i, 0))
 		p("\tVFMADD231PS.BCST %s, Z2, Z%d", addr, a(i, 1))
 	}
@@ -528,22 +545,7 @@ func panelGemmPrologue(m int) map[string]bool {
 	p("\tMOVQ x+8(FP), R8")
 	p("\tMOVQ ldx+16(FP), R12")
 	p("\tSHLQ $2, R12")
-	bases := map[string]bool{}
-	for i := 0; i < m; i++ {
-		bases[dyAddr[i].base] = true
-	}
-	if bases["R9"] {
-		p("\tLEAQ (R8)(R12*1), R9")
-	}
-	if bases["R10"] {
-		p("\tLEAQ (R8)(R12*2), R10")
-		p("\tADDQ R12, R10")
-	}
-	if bases["R11"] {
-		p("\tLEAQ (R8)(R12*4), R11")
-		p("\tADDQ R12, R11")
-		p("\tADDQ R12, R11")
-	}
+	bases := rowBases(m)
 	p("\tMOVQ wt+24(FP), SI")
 	for i := 0; i < m; i++ {
 		for k := 0; k < 2; k++ {
@@ -596,11 +598,7 @@ func gemmP(m int) {
 		p("\tVMOVUPS %d(SI), Z1", 128*u+64)
 		for i := 0; i < m; i++ {
 			t := 2 + (4*u+i)%6
-			addr := fmt.Sprintf("%d(%s)", 4*u, dyAddr[i].base)
-			if dyAddr[i].scale > 0 {
-				addr += fmt.Sprintf("(R12*%d)", dyAddr[i].scale)
-			}
-			p("\tVBROADCASTSS %s, Z%d", addr, t)
+			p("\tVBROADCASTSS %s, Z%d", rowAddr(i, 4*u), t)
 			p("\tVFMADD231PS Z%d, Z0, Z%d", t, panelAcc(i, 0))
 			p("\tVFMADD231PS Z%d, Z1, Z%d", t, panelAcc(i, 1))
 		}
@@ -723,11 +721,7 @@ func gemmBP(m int) {
 		p("\tVMOVDQU32 %d(SI), Z1", 128*u+64)
 		for i := 0; i < m; i++ {
 			t := 2 + (2*u+i)%6
-			addr := fmt.Sprintf("%d(%s)", 4*u, dyAddr[i].base)
-			if dyAddr[i].scale > 0 {
-				addr += fmt.Sprintf("(R12*%d)", dyAddr[i].scale)
-			}
-			p("\tVPBROADCASTD %s, Z%d", addr, t)
+			p("\tVPBROADCASTD %s, Z%d", rowAddr(i, 4*u), t)
 			vdpbf16ps(panelAcc(i, 0), t, 0)
 			vdpbf16ps(panelAcc(i, 1), t, 1)
 		}
