@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -120,32 +121,30 @@ func (im *gemmImpl) ncb() int { return max(im.nr, im.nc/im.nr*im.nr) }
 
 // gemmBuf is one worker's packing storage, reused across calls.
 type gemmBuf struct {
-	im      *gemmImpl
-	small   bool // B block of gemmSmallCols columns (bufPool)
+	key     gemmPoolKey
 	a, b, t []float32
 }
 
-// gemmSmallCols: products with at most this many columns (attention's
-// per-head products, a few positions wide) take packing buffers with a B
-// block of this width, 1 MB instead of the 8 MB of a full block. A serving
-// process whose projections are not float32 (NF4, BF16) then never holds
-// the full blocks. The two sizes have pools of their own, so neither
-// discards the other's buffers.
-const gemmSmallCols = 256
-
+// gemmPoolKey names a pool of packing buffers: one per micro-kernel variant
+// and buffer size. The buffers are sized to the product, not to the largest
+// block: A to mc rows of its depth block, B to its depth block times the
+// columns one worker covers (at most nc). A serving process whose
+// projections are not float32 (NF4, BF16) runs only narrow or shallow
+// float32 products (attention's per-head products, LoRA's rank-r factors,
+// a BF16 lm_head of depth 576), and then never holds the 8 MB blocks a
+// float32 projection of depth ≥ 1024 needs. Sizes are rounded up to eight
+// steps per octave (sizeClass), so products of nearly the same shape share
+// a pool; products of different shapes alternate in every forward (wide
+// projections, narrow LoRA products), and a single pool would discard and
+// re-zero a large buffer at nearly every call.
 type gemmPoolKey struct {
-	im    *gemmImpl
-	small bool
+	im     *gemmImpl
+	na, nb int // floats in the A and B buffers
 }
 
-// gemmBufPools keeps pools of packing buffers per micro-kernel variant and
-// size: products of both variants alternate in every forward (wide
-// projections, narrow rank-r LoRA products), and a single pool would discard
-// and re-zero an 8 MB buffer at nearly every call.
 var gemmBufPools sync.Map // gemmPoolKey → *sync.Pool
 
-func bufPool(im *gemmImpl, small bool) *sync.Pool {
-	k := gemmPoolKey{im, small}
+func bufPool(k gemmPoolKey) *sync.Pool {
 	if p, ok := gemmBufPools.Load(k); ok {
 		return p.(*sync.Pool)
 	}
@@ -157,24 +156,29 @@ func bufPool(im *gemmImpl, small bool) *sync.Pool {
 // the vector packers.
 const gemmBufSlack = 16
 
-// getGemmBuf returns packing buffers for a product of n columns; putGemmBuf
-// gives them back.
-func getGemmBuf(im *gemmImpl, n int) *gemmBuf {
-	small := n <= gemmSmallCols && gemmSmallCols < im.ncb()
-	ncb := im.ncb()
-	if small {
-		ncb = gemmSmallCols
+// sizeClass rounds n up to one of eight steps per octave: at most 12.5%
+// over n.
+func sizeClass(n int) int {
+	if n <= 256 {
+		return 256
 	}
-	na, nb := im.mcb()*im.kc+gemmBufSlack, ncb*im.kc+gemmBufSlack
-	if v := bufPool(im, small).Get(); v != nil {
-		if bf := v.(*gemmBuf); bf.im == im && len(bf.a) == na && len(bf.b) == nb {
-			return bf
-		}
-	}
-	return &gemmBuf{im: im, small: small, a: alignedFloats(na), b: alignedFloats(nb), t: alignedFloats(im.mr * im.nr)}
+	step := 1 << (bits.Len(uint(n-1)) - 3)
+	return (n + step - 1) / step * step
 }
 
-func putGemmBuf(bf *gemmBuf) { bufPool(bf.im, bf.small).Put(bf) }
+// getGemmBuf returns packing buffers for a worker computing cols columns of
+// a product with depth blocks of kc (gemmArgs.kc); putGemmBuf gives them
+// back.
+func getGemmBuf(im *gemmImpl, cols, kc int) *gemmBuf {
+	nbc := min(im.ncb(), (cols+im.nr-1)/im.nr*im.nr)
+	k := gemmPoolKey{im: im, na: sizeClass(im.mcb()*kc) + gemmBufSlack, nb: sizeClass(nbc*kc) + gemmBufSlack}
+	if v := bufPool(k).Get(); v != nil {
+		return v.(*gemmBuf)
+	}
+	return &gemmBuf{key: k, a: alignedFloats(k.na), b: alignedFloats(k.nb), t: alignedFloats(im.mr * im.nr)}
+}
+
+func putGemmBuf(bf *gemmBuf) { bufPool(bf.key).Put(bf) }
 
 // alignedFloats returns n zeroed floats starting on a 64-byte boundary.
 func alignedFloats(n int) []float32 {
@@ -223,7 +227,7 @@ func gemm(g *gemmArgs) {
 	threads := Threads()
 	if threads < 2 || g.m*g.n*g.k < gemmParallelFlops {
 		g.unpackA = im.kernelU != nil && g.n <= unpackedAMaxPanels*im.nr
-		bf := getGemmBuf(im, g.n)
+		bf := getGemmBuf(im, g.n, g.kc)
 		gemmBlock(g, bf, 0, g.m, 0, g.n)
 		putGemmBuf(bf)
 		return
@@ -268,7 +272,11 @@ func gemmParallel(n, grain int, fn func(lo, hi int)) {
 
 func (j *gemmJob) do(lo, hi int) {
 	g := &j.g
-	bf := getGemmBuf(g.im, g.n)
+	cols := g.n
+	if g.byCol {
+		cols = min(hi*g.unit, g.n) - lo*g.unit
+	}
+	bf := getGemmBuf(g.im, cols, g.kc)
 	if g.byCol {
 		gemmBlock(g, bf, 0, g.m, lo*g.unit, min(hi*g.unit, g.n))
 	} else {

@@ -37,12 +37,17 @@ func AddLowRank(y, x []float32, in, out int, segs []LowRank) {
 		s := &segs[i]
 		if s.Hi-s.Lo > lowRankSmallRows {
 			n := s.Hi - s.Lo
-			u := make([]float32, n*s.R)
+			up := lowRankBufs.Get().(*[]float32)
+			if cap(*up) < n*s.R {
+				*up = make([]float32, n*s.R)
+			}
+			u := (*up)[:n*s.R]
 			MatMulT(u, x[s.Lo*in:s.Hi*in], s.A, n, s.R, in, false)
 			for j := range u {
 				u[j] *= s.Scale
 			}
 			MatMulT(y[s.Lo*out:s.Hi*out], u, s.B, n, out, s.R, true)
+			lowRankBufs.Put(up)
 			continue
 		}
 		small++
@@ -154,7 +159,11 @@ func MatMulTLowRank(y, x, w []float32, m, n, k int, segs []LowRank) {
 		if i >= nu {
 			return false
 		}
-		bf := getGemmBuf(im, n)
+		cols := n
+		if g.byCol {
+			cols = min((i+1)*unit, n) - i*unit
+		}
+		bf := getGemmBuf(im, cols, g.kc)
 		if g.byCol {
 			gemmBlock(g, bf, 0, m, i*unit, min((i+1)*unit, n))
 		} else {

@@ -1,6 +1,10 @@
 package nf4
 
-import "github.com/lorakit/lorakit/kernels"
+import (
+	"sync"
+
+	"github.com/lorakit/lorakit/kernels"
+)
 
 // The GEMM paths for larger m (prefill, training), compute bound: W is
 // decoded a panel of 32 rows or columns at a time into an L2-sized buffer,
@@ -28,13 +32,14 @@ func matMulTGemm(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate, 
 		wt := *wtb
 		scb := getBuf(panelRows*nb + nb)
 		scT, rowSc := (*scb)[:panelRows*nb], (*scb)[panelRows*nb:]
-		var tmp [gemmGroup * panelRows]float32
+		scr := gemmScratchPool.Get().(*gemmScratch)
+		tmp, off := &scr.tmp, &scr.off
 		pp := op.panel(panelRows * cols)
 		for pi := lo; pi < hi; pi++ {
 			r0 := pi * panelRows
 			rr := min(panelRows, rows-r0)
 			for h := 0; h < panelRows/16; h++ {
-				var off [16]int32
+				*off = [16]int32{}
 				sc := scT[h*16*nb : (h+1)*16*nb]
 				for r := 0; r < 16; r++ {
 					row := r0 + 16*h + r
@@ -50,7 +55,7 @@ func matMulTGemm(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate, 
 						sc[b*16+r] = v
 					}
 				}
-				ks.panel(nb, w.Packed[r0*nb*32:], &off, sc, wt[16*h:], panelRows)
+				ks.panel(nb, w.Packed[r0*nb*32:], off, sc, wt[16*h:], panelRows)
 			}
 			op.convert(pp, wt)
 			for i0 := 0; i0 < m; i0 += gemmGroup {
@@ -74,11 +79,25 @@ func matMulTGemm(ks *kernelSet, dst, x []float32, w *Tensor, m int, accumulate, 
 			}
 		}
 		op.release(pp)
+		gemmScratchPool.Put(scr)
 		putBuf(scb)
 		putBuf(wtb)
 	})
 	op.free()
 }
+
+// gemmScratch is a worker's small scratch in matMulTGemm: the tile of a
+// last, partial panel and the row offsets handed to the panel decoder.
+// Both reach the kernels through function values, so on the stack they
+// would escape: a 1.6 KB heap allocation per worker per call, which a
+// serving step (seven NF4 products per layer) turned into most of its
+// garbage.
+type gemmScratch struct {
+	tmp [gemmGroup * panelRows]float32
+	off [16]int32
+}
+
+var gemmScratchPool = sync.Pool{New: func() any { return new(gemmScratch) }}
 
 // matMulGemm is MatMul for larger m: W [rows, cols] is the B operand of
 // the GEMM in its own orientation, so threads split its columns into panels
