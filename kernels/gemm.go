@@ -119,6 +119,21 @@ func (im *gemmImpl) forCols(n int) *gemmImpl {
 func (im *gemmImpl) mcb() int { return max(im.mr, im.mc/im.mr*im.mr) }
 func (im *gemmImpl) ncb() int { return max(im.nr, im.nc/im.nr*im.nr) }
 
+// ncFor is the B block width for a product of m rows. A product with no
+// more rows than one A block (decode batches, a serving lm_head) reuses
+// each packed B panel only m/mr times, so a wide B block buys nothing over
+// packing its few rows of A a few more times, and it would keep 8 MB per
+// worker of packing buffer for a BF16 lm_head of 49152 columns; such
+// products take blocks of at most ncSmallM columns.
+func (im *gemmImpl) ncFor(m int) int {
+	if m <= im.mcb() {
+		return min(im.ncb(), max(im.nr, ncSmallM/im.nr*im.nr))
+	}
+	return im.ncb()
+}
+
+const ncSmallM = 512
+
 // gemmBuf is one worker's packing storage, reused across calls.
 type gemmBuf struct {
 	key     gemmPoolKey
@@ -167,10 +182,10 @@ func sizeClass(n int) int {
 }
 
 // getGemmBuf returns packing buffers for a worker computing cols columns of
-// a product with depth blocks of kc (gemmArgs.kc); putGemmBuf gives them
+// a product of m rows with depth blocks of kc (gemmArgs.kc); putGemmBuf gives them
 // back.
-func getGemmBuf(im *gemmImpl, cols, kc int) *gemmBuf {
-	nbc := min(im.ncb(), (cols+im.nr-1)/im.nr*im.nr)
+func getGemmBuf(im *gemmImpl, m, cols, kc int) *gemmBuf {
+	nbc := min(im.ncFor(m), (cols+im.nr-1)/im.nr*im.nr)
 	k := gemmPoolKey{im: im, na: sizeClass(im.mcb()*kc) + gemmBufSlack, nb: sizeClass(nbc*kc) + gemmBufSlack}
 	if v := bufPool(k).Get(); v != nil {
 		return v.(*gemmBuf)
@@ -227,7 +242,7 @@ func gemm(g *gemmArgs) {
 	threads := Threads()
 	if threads < 2 || g.m*g.n*g.k < gemmParallelFlops {
 		g.unpackA = im.kernelU != nil && g.n <= unpackedAMaxPanels*im.nr
-		bf := getGemmBuf(im, g.n, g.kc)
+		bf := getGemmBuf(im, g.m, g.n, g.kc)
 		gemmBlock(g, bf, 0, g.m, 0, g.n)
 		putGemmBuf(bf)
 		return
@@ -276,7 +291,7 @@ func (j *gemmJob) do(lo, hi int) {
 	if g.byCol {
 		cols = min(hi*g.unit, g.n) - lo*g.unit
 	}
-	bf := getGemmBuf(g.im, cols, g.kc)
+	bf := getGemmBuf(g.im, g.m, cols, g.kc)
 	if g.byCol {
 		gemmBlock(g, bf, 0, g.m, lo*g.unit, min(hi*g.unit, g.n))
 	} else {
@@ -294,7 +309,7 @@ func balancedBlock(n, max int) int {
 
 // gemmBlock computes rows [i0, i1) and columns [j0, j1) of C.
 func gemmBlock(g *gemmArgs, bf *gemmBuf, i0, i1, j0, j1 int) {
-	nc := g.im.ncb()
+	nc := g.im.ncFor(g.m)
 	for jc := j0; jc < j1; jc += nc {
 		nb := min(nc, j1-jc)
 		for pc := 0; pc < g.k; pc += g.kc {

@@ -235,7 +235,7 @@ func partitionInvariant(t *testing.T, rng *rand.Rand, im *gemmImpl, m, n, k int)
 		case "MatMulTN":
 			g.lda, g.ldb, g.aKMajor = m, n, true
 		}
-		bf := getGemmBuf(im, n, g.kc)
+		bf := getGemmBuf(im, m, n, g.kc)
 		for trial := 0; trial < 8; trial++ {
 			// Odd trials read A in place, where the variant can.
 			g.unpackA = trial%2 == 1 && im.kernelU != nil

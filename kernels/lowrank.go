@@ -163,7 +163,7 @@ func MatMulTLowRank(y, x, w []float32, m, n, k int, segs []LowRank) {
 		if g.byCol {
 			cols = min((i+1)*unit, n) - i*unit
 		}
-		bf := getGemmBuf(im, cols, g.kc)
+		bf := getGemmBuf(im, m, cols, g.kc)
 		if g.byCol {
 			gemmBlock(g, bf, 0, m, i*unit, min((i+1)*unit, n))
 		} else {
