@@ -12,6 +12,7 @@ import (
 	"github.com/lorakit/lorakit/kvcache"
 	"github.com/lorakit/lorakit/model/llama"
 	"github.com/lorakit/lorakit/sample"
+	"github.com/lorakit/lorakit/tensor"
 	"github.com/lorakit/lorakit/tokenizer"
 )
 
@@ -23,6 +24,9 @@ type GenerateOptions struct {
 	Stop []string
 	// EOS token ids end generation (not included in the text).
 	EOS []int
+	// KVType is the KV cache's element type: "" for KVType(m), else F32,
+	// BF16, F16 or kvcache.Q8_0 (see ParseKVCacheDType).
+	KVType tensor.DType
 }
 
 // Result is what a generation produced.
@@ -47,9 +51,17 @@ func Generate(ctx context.Context, m *llama.Model, tok *tokenizer.Tokenizer, pro
 	if err := opt.Sample.Validate(); err != nil {
 		return Result{}, fmt.Errorf("generate: %w", err)
 	}
+	// The serving cache type (KVType, unless the options say), growing as
+	// generation goes on.
+	kvt := opt.KVType
+	if kvt == "" {
+		kvt = KVType(m)
+	}
+	if err := checkKVType(kvt, m.Config.KVDim(), m.Config.HeadDim); err != nil {
+		return Result{}, fmt.Errorf("generate: %w", err)
+	}
 	res := Result{PromptTokens: len(prompt), FinishReason: "length"}
-	// The serving cache type (KVType), growing as generation goes on.
-	cache := kvcache.NewOf(KVType(m), len(m.Layers), m.Config.KVDim())
+	cache := kvcache.NewOf(kvt, len(m.Layers), m.Config.KVDim())
 	sampler := sample.New(opt.Sample)
 	out := newTextOut(tok, opt.Stop)
 	emit := func(final bool) error {

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/lorakit/lorakit/kvcache"
 	"github.com/lorakit/lorakit/model/llama"
 	"github.com/lorakit/lorakit/tensor"
@@ -20,15 +23,59 @@ type Model interface {
 type Spec struct {
 	Layers       int          // KV cache layers
 	KVDim        int          // values of K (and of V) per position and layer
-	KVType       tensor.DType // the cache's element type ("" = F32)
+	HeadDim      int          // values per attention head; 0 = unknown
+	KVType       tensor.DType // the cache's element type ("" = F32): F32, BF16, F16 or kvcache.Q8_0
 	Vocab        int          // logits per sequence
 	MaxPositions int          // the model's context window; 0 = unknown
 }
 
 // SpecOf reads the Spec of a Llama-family model. The KV cache takes the
-// type the weights are held in (KVType), like vLLM's kv_cache_dtype="auto".
+// type the weights are held in (KVType), like vLLM's kv_cache_dtype="auto";
+// a caller may set another (see ParseKVCacheDType) before engine.New.
 func SpecOf(m *llama.Model) Spec {
-	return Spec{Layers: len(m.Layers), KVDim: m.Config.KVDim(), KVType: KVType(m), Vocab: m.Config.VocabSize, MaxPositions: m.Config.MaxPositions}
+	return Spec{Layers: len(m.Layers), KVDim: m.Config.KVDim(), HeadDim: m.Config.HeadDim, KVType: KVType(m), Vocab: m.Config.VocabSize, MaxPositions: m.Config.MaxPositions}
+}
+
+// ParseKVCacheDType reads a --kv-cache-dtype value (vLLM's flag, llama.cpp's
+// type names): "auto" (or "") is KVType(m), the weights' 16-bit type or
+// F32; "f32", "bf16" and "f16" are those types; "q8_0" is llama.cpp's 8-bit
+// cache (kvcache.Q8_0: 1.0625 bytes a value, against 2 for BF16 or F16 and
+// 4 for F32), which needs m's head dim to be a multiple of 32.
+func ParseKVCacheDType(name string, m *llama.Model) (tensor.DType, error) {
+	var dt tensor.DType
+	switch strings.ToLower(name) {
+	case "", "auto":
+		return KVType(m), nil
+	case "f32", "float32":
+		dt = tensor.F32
+	case "bf16", "bfloat16":
+		dt = tensor.BF16
+	case "f16", "float16", "half":
+		dt = tensor.F16
+	case "q8_0":
+		dt = kvcache.Q8_0
+	default:
+		return "", fmt.Errorf("KV cache dtype %q: want auto, f32, bf16, f16 or q8_0", name)
+	}
+	if err := checkKVType(dt, m.Config.KVDim(), m.Config.HeadDim); err != nil {
+		return "", err
+	}
+	return dt, nil
+}
+
+// checkKVType reports whether a cache of type dt can serve a model of kv
+// width kvDim and head dim headDim (0 = unknown).
+func checkKVType(dt tensor.DType, kvDim, headDim int) error {
+	switch {
+	case dt == tensor.F32 || dt.Is16():
+		return nil
+	case dt == kvcache.Q8_0:
+		if err := kvcache.CheckQ8(kvDim, headDim); err != nil {
+			return fmt.Errorf("KV cache dtype q8_0: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("KV cache type %q (want F32, BF16, F16 or Q8_0)", dt)
 }
 
 // KVType is the element type of a serving KV cache for m: BF16 or F16 when
@@ -54,7 +101,8 @@ func (s Spec) kvType() tensor.DType {
 	return s.KVType
 }
 
-// KVBytesPerToken is the cache memory one position takes (K and V).
+// KVBytesPerToken is the cache memory one position takes (K and V): for
+// Q8_0, 34 bytes per 32 values.
 func (s Spec) KVBytesPerToken() int64 {
 	return kvcache.BytesPerPosition(s.kvType(), s.Layers, s.KVDim)
 }

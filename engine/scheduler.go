@@ -14,7 +14,6 @@ import (
 	"github.com/lorakit/lorakit/lora"
 	"github.com/lorakit/lorakit/model/llama"
 	"github.com/lorakit/lorakit/sample"
-	"github.com/lorakit/lorakit/tensor"
 	"github.com/lorakit/lorakit/tokenizer"
 )
 
@@ -121,8 +120,8 @@ func New(m Model, spec Spec, tok *tokenizer.Tokenizer, cfg Config) (*Engine, err
 	if spec.MaxPositions > 0 && cfg.ContextLen > spec.MaxPositions {
 		return nil, fmt.Errorf("engine: context length %d exceeds the model's %d positions", cfg.ContextLen, spec.MaxPositions)
 	}
-	if dt := spec.kvType(); dt != tensor.F32 && !dt.Is16() {
-		return nil, fmt.Errorf("engine: KV cache type %q (want F32, BF16 or F16)", spec.KVType)
+	if err := checkKVType(spec.kvType(), spec.KVDim, spec.HeadDim); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	full := int64(cfg.ContextLen) * spec.KVBytesPerToken()
 	if cfg.KVBudget <= 0 {

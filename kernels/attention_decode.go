@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"math"
+	"sync"
 
 	"github.com/lorakit/lorakit/tensor"
 )
@@ -19,12 +20,37 @@ import (
 // are widened exactly to float32 as they are read (in registers on the
 // AVX-512 paths, see attention16.go), and all arithmetic is float32 as for
 // float32 keys and values.
+//
+// When K8 is set, the keys and values are Q8_0 instead (llama.cpp's 8-bit
+// cache, see attention_q8.go): signed bytes in K8 and V8, laid out as K and
+// V, each 32 consecutive values of a row sharing one fp16 scale (raw bits)
+// in KS and VS, [positions, kvHeads·headDim/32]; HeadDim must be a
+// multiple of 32. KVType is not read then.
 type AttentionSeq struct {
 	Out, Q, K, V []float32
 	K16, V16     []uint16
 	KVType       tensor.DType
+	K8, V8       []int8
+	KS, VS       []uint16
 	Shape        AttentionShape
 	Probs        []float32
+}
+
+// attnScratch is a decode worker's scratch: the scores row, key rows
+// widened on the portable 16-bit path, and the widened Q8_0 scales. Pooled,
+// so a serving step allocates none.
+type attnScratch struct {
+	scores, wbuf, ks, vs []float32
+}
+
+var attnScratches = sync.Pool{New: func() any { return new(attnScratch) }}
+
+// growF returns (*b)[:n], reallocating when the capacity is short.
+func growF(b *[]float32, n int) []float32 {
+	if cap(*b) < n {
+		*b = make([]float32, n+64)
+	}
+	return (*b)[:n]
 }
 
 // AttentionBatch runs Attention for several sequences (a serving step). Long
@@ -46,7 +72,8 @@ func AttentionBatch(seqs []AttentionSeq) {
 		return
 	}
 	Parallel(jobs, 4, func(lo, hi int) {
-		var scores, wbuf []float32
+		buf := attnScratches.Get().(*attnScratch)
+		defer attnScratches.Put(buf)
 		seq, base := 0, 0 // the sequence holding job lo, and its first job
 		for job := lo; job < hi; job++ {
 			for {
@@ -61,11 +88,7 @@ func AttentionBatch(seqs []AttentionSeq) {
 			}
 			s := &seqs[seq]
 			j := job - base
-			nk := s.Shape.Pos0 + s.Shape.NQ
-			if cap(scores) < nk {
-				scores = make([]float32, nk+64)
-			}
-			attendRow(s, j/s.Shape.Heads, j%s.Shape.Heads, scores[:nk], &wbuf)
+			attendRow(s, j/s.Shape.Heads, j%s.Shape.Heads, buf)
 		}
 	})
 }
@@ -75,9 +98,9 @@ func attentionDecode(out, q, k, v []float32, s AttentionShape, probs []float32) 
 	AttentionBatch([]AttentionSeq{{Out: out, Q: q, K: k, V: v, Shape: s, Probs: probs}})
 }
 
-// attendRow computes query row i of head h of one sequence. wbuf is the
-// worker's scratch for widening 16-bit keys on the portable path.
-func attendRow(a *AttentionSeq, i, h int, scores []float32, wbuf *[]float32) {
+// attendRow computes query row i of head h of one sequence, with the
+// worker's scratch buf.
+func attendRow(a *AttentionSeq, i, h int, buf *attnScratch) {
 	s := a.Shape
 	d := s.HeadDim
 	g := h / (s.Heads / s.KVHeads)
@@ -89,13 +112,20 @@ func attendRow(a *AttentionSeq, i, h int, scores []float32, wbuf *[]float32) {
 	}
 	nt := p + 1 - first
 	qi := a.Q[i*qw+h*d : i*qw+h*d+d]
-	sc := scores[:nt]
+	sc := growF(&buf.scores, nt)
 	// Raw scores q·k for keys first..p, four keys per kernel call.
 	dk := &impl.dot[1]
 	t := 0
-	if a.K16 != nil {
+	if a.K8 != nil {
+		// The scales of rows first..p, all kv heads (contiguous), widened;
+		// this head's are nb apart from g·nb on, kb to a row.
+		kb, nb := kw/q8Block, d/q8Block
+		sk := growF(&buf.ks, nt*kb)
+		widenScales(sk, a.KS[first*kb:(p+1)*kb])
+		dotRowsQ8(sc, qi, a.K8[first*kw+g*d:], kw, sk[g*nb:], kb)
+	} else if a.K16 != nil {
 		if d > 0 {
-			dotRows16(half16Of(a.KVType), sc, qi, a.K16[first*kw+g*d:], kw, wbuf)
+			dotRows16(half16Of(a.KVType), sc, qi, a.K16[first*kw+g*d:], kw, &buf.wbuf)
 		} else {
 			clear(sc)
 		}
@@ -133,7 +163,12 @@ func attendRow(a *AttentionSeq, i, h int, scores []float32, wbuf *[]float32) {
 			sc[t] *= inv
 		}
 	}
-	if a.V16 != nil {
+	if a.V8 != nil {
+		kb, nb := kw/q8Block, d/q8Block
+		sv := growF(&buf.vs, nt*kb)
+		widenScales(sv, a.VS[first*kb:(p+1)*kb])
+		weightedRowsQ8(o, sc, a.V8[first*kw+g*d:], kw, sv[g*nb:], kb)
+	} else if a.V16 != nil {
 		weightedRows16(half16Of(a.KVType), o, sc, a.V16[first*kw+g*d:], kw)
 	} else {
 		weightedRows(o, sc, a.V[first*kw+g*d:], kw)

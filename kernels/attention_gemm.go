@@ -1,6 +1,9 @@
 package kernels
 
-import "math"
+import (
+	"math"
+	"sync"
+)
 
 // The matrix-product form of causal attention, head by head:
 //
@@ -53,9 +56,18 @@ func attentionGEMM(out, q, k, v []float32, s AttentionShape, probs []float32) {
 	attentionGEMMSeq(&AttentionSeq{Out: out, Q: q, K: k, V: v, Shape: s, Probs: probs})
 }
 
+// gemmAttnScratch holds attentionGEMMSeq's panels and scores, pooled so
+// that prefill in steady state allocates nothing.
+type gemmAttnScratch struct {
+	qh, kg, vg, oh, S []float32
+}
+
+var gemmAttnScratches = sync.Pool{New: func() any { return new(gemmAttnScratch) }}
+
 // attentionGEMMSeq is attentionGEMM for one AttentionSeq; 16-bit keys and
-// values (a.K16, a.V16) are widened while being gathered into the float32
-// panels, so the products are those of the widened cache.
+// values (a.K16, a.V16) are widened, and Q8_0 ones (a.K8, a.V8)
+// dequantized, while being gathered into the float32 panels, so the
+// products are those of the widened cache.
 func attentionGEMMSeq(a *AttentionSeq) {
 	s, out, q, probs := a.Shape, a.Out, a.Q, a.Probs
 	d, nq := s.HeadDim, s.NQ
@@ -63,16 +75,21 @@ func attentionGEMMSeq(a *AttentionSeq) {
 	rep := s.Heads / s.KVHeads
 	qw, kw := s.Heads*d, s.KVHeads*d
 	scale := float32(1 / math.Sqrt(float64(d)))
-	qh := make([]float32, nq*d)
-	kg := make([]float32, nk*d)
-	vg := make([]float32, nk*d)
-	oh := make([]float32, nq*d)
+	buf := gemmAttnScratches.Get().(*gemmAttnScratch)
+	defer gemmAttnScratches.Put(buf)
+	qh := growF(&buf.qh, nq*d)
+	kg := growF(&buf.kg, nk*d)
+	vg := growF(&buf.vg, nk*d)
+	oh := growF(&buf.oh, nq*d)
 	var S []float32
 	if probs == nil {
-		S = make([]float32, nq*nk)
+		S = growF(&buf.S, nq*nk)
 	}
 	for g := 0; g < s.KVHeads; g++ {
-		if a.K16 != nil {
+		if a.K8 != nil {
+			gatherHeadQ8(kg, a.K8, a.KS, nk, kw, g, d)
+			gatherHeadQ8(vg, a.V8, a.VS, nk, kw, g, d)
+		} else if a.K16 != nil {
 			kind := half16Of(a.KVType)
 			gatherHead16(kind, kg, a.K16, nk, kw, g, d)
 			gatherHead16(kind, vg, a.V16, nk, kw, g, d)

@@ -15,21 +15,27 @@ import (
 // F16 bits): a model held in 16 bits keeps its keys and values in that type,
 // as vLLM's kv_cache_dtype="auto" and llama.cpp's default F16 cache do. That
 // halves the cache, which at serving batch sizes outweighs the weights.
-// Training and evaluation use float32 caches (New).
+// Serving may also ask for 8 bits (Q8_0: K8, V8 and their scales KS, VS;
+// see q8.go), about half again. Training and evaluation use float32 caches
+// (New).
 type Seq struct {
 	KVDim  int
 	Len    int          // positions committed so far
-	DType  tensor.DType // F32 (K, V) or BF16 / F16 (K16, V16)
+	DType  tensor.DType // F32 (K, V), BF16 / F16 (K16, V16) or Q8_0 (K8, V8, KS, VS)
 	Layers []Layer
 
 	mapped *region // the memory of a NewFixed cache held off the Go heap
 }
 
 // Layer is one layer's keys and values, [capacity, kvDim] each: float32 in K
-// and V, or 16-bit in K16 and V16, as the Seq's DType says.
+// and V, 16-bit in K16 and V16, or Q8_0 bytes in K8 and V8 with one fp16
+// scale per 32 of them in KS and VS ([capacity, kvDim/32]), as the Seq's
+// DType says.
 type Layer struct {
 	K, V     []float32
 	K16, V16 []uint16
+	K8, V8   []int8
+	KS, VS   []uint16
 }
 
 // GrowChunk is the positions a growing cache adds at a time once it holds
@@ -42,9 +48,10 @@ func New(layers, kvDim int) *Seq {
 	return &Seq{KVDim: kvDim, DType: tensor.F32, Layers: make([]Layer, layers)}
 }
 
-// NewOf is New with keys and values held in dt: F32, BF16 or F16.
+// NewOf is New with keys and values held in dt: F32, BF16, F16 or Q8_0
+// (which needs kvDim to be a multiple of 32).
 func NewOf(dt tensor.DType, layers, kvDim int) *Seq {
-	checkDType(dt)
+	checkDType(dt, kvDim)
 	return &Seq{KVDim: kvDim, DType: dt, Layers: make([]Layer, layers)}
 }
 
@@ -58,12 +65,27 @@ func NewOf(dt tensor.DType, layers, kvDim int) *Seq {
 // the OS at once. Free must be called when the sequence ends, and nothing
 // may touch the cache after that.
 func NewFixed(dt tensor.DType, layers, kvDim, positions int) *Seq {
-	checkDType(dt)
+	checkDType(dt, kvDim)
 	s := &Seq{KVDim: kvDim, DType: dt, Layers: make([]Layer, layers)}
 	if positions <= 0 || kvDim <= 0 || layers == 0 {
 		return s
 	}
 	per := positions * kvDim // values per K (or V) of one layer
+	if dt == Q8_0 {
+		// Per layer K8, V8, KS, VS, each starting on a cache line.
+		nb := per / Q8Block
+		vals, scales := align64(per), align64(2*nb)
+		stride := 2*vals + 2*scales
+		r := newRegion(layers * stride)
+		s.mapped = r
+		for i := range s.Layers {
+			l := &s.Layers[i]
+			at := i * stride
+			l.K8, l.V8 = r.int8s(at, per), r.int8s(at+vals, per)
+			l.KS, l.VS = r.halves((at+2*vals)/2, nb), r.halves((at+2*vals+scales)/2, nb)
+		}
+		return s
+	}
 	r := newRegion(2 * layers * per * dt.Size())
 	s.mapped = r
 	for i := range s.Layers {
@@ -77,20 +99,35 @@ func NewFixed(dt tensor.DType, layers, kvDim, positions int) *Seq {
 	return s
 }
 
-func checkDType(dt tensor.DType) {
-	if dt != tensor.F32 && !dt.Is16() {
-		panic(fmt.Sprintf("kvcache: dtype %q is not F32, BF16 or F16", dt))
+// align64 rounds n bytes up to a whole number of cache lines.
+func align64(n int) int { return (n + 63) &^ 63 }
+
+func checkDType(dt tensor.DType, kvDim int) {
+	if dt != tensor.F32 && !dt.Is16() && dt != Q8_0 {
+		panic(fmt.Sprintf("kvcache: dtype %q is not F32, BF16, F16 or Q8_0", dt))
+	}
+	if dt == Q8_0 {
+		if err := CheckQ8(kvDim, 0); err != nil {
+			panic(err)
+		}
 	}
 }
 
 // BytesPerPosition is the cache memory one position takes over all layers
-// (K and V) in dtype dt.
+// (K and V) in dtype dt: for Q8_0, 34 bytes per 32 values (the bytes and
+// one fp16 scale).
 func BytesPerPosition(dt tensor.DType, layers, kvDim int) int64 {
+	if dt == Q8_0 {
+		return int64(layers) * 2 * (int64(kvDim) + 2*int64(kvDim/Q8Block))
+	}
 	return int64(layers) * int64(kvDim) * 2 * int64(dt.Size())
 }
 
 // Is16 reports whether the rows are 16-bit (K16, V16).
 func (s *Seq) Is16() bool { return s.DType.Is16() }
+
+// IsQ8 reports whether the rows are Q8_0 (K8, V8 with scales KS, VS).
+func (s *Seq) IsQ8() bool { return s.DType == Q8_0 }
 
 // Cap is the positions the cache has room for without growing. Every layer
 // has the same room (training may alias one buffer for all layers, see
@@ -100,8 +137,11 @@ func (s *Seq) Cap() int {
 		return 0
 	}
 	l := s.Layers[0]
-	if s.Is16() {
+	switch {
+	case s.Is16():
 		return cap(l.K16) / s.KVDim
+	case s.IsQ8():
+		return cap(l.K8) / s.KVDim
 	}
 	return cap(l.K) / s.KVDim
 }
@@ -128,9 +168,13 @@ func (s *Seq) Reserve(n int) {
 	need := n * s.KVDim
 	for i := range s.Layers {
 		l := &s.Layers[i]
-		if s.Is16() {
+		switch {
+		case s.Is16():
 			l.K16, l.V16 = l.K16[:need], l.V16[:need]
-		} else {
+		case s.IsQ8():
+			l.K8, l.V8 = l.K8[:need], l.V8[:need]
+			l.KS, l.VS = l.KS[:need/Q8Block], l.VS[:need/Q8Block]
+		default:
 			l.K, l.V = l.K[:need], l.V[:need]
 		}
 	}
@@ -144,12 +188,21 @@ func (s *Seq) regrow(c int) {
 	size := c * s.KVDim
 	for i := range s.Layers {
 		l := &s.Layers[i]
-		if s.Is16() {
+		switch {
+		case s.Is16():
 			k, v := make([]uint16, size), make([]uint16, size)
 			copy(k, l.K16[:min(keep, len(l.K16))])
 			copy(v, l.V16[:min(keep, len(l.V16))])
 			l.K16, l.V16 = k, v
-		} else {
+		case s.IsQ8():
+			k, v := make([]int8, size), make([]int8, size)
+			copy(k, l.K8[:min(keep, len(l.K8))])
+			copy(v, l.V8[:min(keep, len(l.V8))])
+			ks, vs := make([]uint16, size/Q8Block), make([]uint16, size/Q8Block)
+			copy(ks, l.KS[:min(keep/Q8Block, len(l.KS))])
+			copy(vs, l.VS[:min(keep/Q8Block, len(l.VS))])
+			l.K8, l.V8, l.KS, l.VS = k, v, ks, vs
+		default:
 			k, v := make([]float32, size), make([]float32, size)
 			copy(k, l.K[:min(keep, len(l.K))])
 			copy(v, l.V[:min(keep, len(l.V))])
@@ -187,7 +240,7 @@ func (s *Seq) release() {
 // pages become resident only as they are written).
 func (s *Seq) Bytes() int {
 	dt := s.DType
-	if !dt.Is16() {
+	if !dt.Is16() && dt != Q8_0 {
 		dt = tensor.F32
 	}
 	return int(BytesPerPosition(dt, len(s.Layers), s.KVDim)) * s.Cap()

@@ -2,6 +2,7 @@ package kvcache
 
 import (
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/lorakit/lorakit/tensor"
@@ -13,6 +14,12 @@ func fill(s *Seq, from, to int) {
 	for li := range s.Layers {
 		l := &s.Layers[li]
 		for p := from; p < to; p++ {
+			if s.IsQ8() {
+				k, v := q8Rows(s, li, p)
+				QuantizeQ8(l.K8[p*s.KVDim:], l.KS[p*s.KVDim/Q8Block:], k)
+				QuantizeQ8(l.V8[p*s.KVDim:], l.VS[p*s.KVDim/Q8Block:], v)
+				continue
+			}
 			for j := 0; j < s.KVDim; j++ {
 				k, v := float32(p*1000+li*10+j%7), float32(p*1000+li*10+5+j%7)
 				if s.Is16() {
@@ -25,11 +32,37 @@ func fill(s *Seq, from, to int) {
 	}
 }
 
+// q8Rows are position p's K and V rows of layer li for a Q8_0 cache: like
+// fill's, with a block-dependent magnitude so that every block has its own
+// scale.
+func q8Rows(s *Seq, li, p int) (k, v []float32) {
+	k, v = make([]float32, s.KVDim), make([]float32, s.KVDim)
+	for j := range k {
+		k[j] = float32(p*1000+li*10+j%7) / float32(1+j/Q8Block)
+		v[j] = -float32(p*1000+li*10+5+j%7) / float32(1+j/Q8Block)
+	}
+	return k, v
+}
+
 func check(t *testing.T, s *Seq, upto int) {
 	t.Helper()
 	for li := range s.Layers {
 		l := s.Layers[li]
 		for p := 0; p < upto; p++ {
+			if s.IsQ8() {
+				k, v := q8Rows(s, li, p)
+				nb := s.KVDim / Q8Block
+				wk, wv := make([]int8, s.KVDim), make([]int8, s.KVDim)
+				wks, wvs := make([]uint16, nb), make([]uint16, nb)
+				QuantizeQ8(wk, wks, k)
+				QuantizeQ8(wv, wvs, v)
+				gk, gv := l.K8[p*s.KVDim:][:s.KVDim], l.V8[p*s.KVDim:][:s.KVDim]
+				gks, gvs := l.KS[p*nb:][:nb], l.VS[p*nb:][:nb]
+				if !slices.Equal(gk, wk) || !slices.Equal(gv, wv) || !slices.Equal(gks, wks) || !slices.Equal(gvs, wvs) {
+					t.Fatalf("layer %d position %d: Q8_0 rows or scales differ from what was written", li, p)
+				}
+				continue
+			}
 			for j := 0; j < s.KVDim; j++ {
 				k, v := float32(p*1000+li*10+j%7), float32(p*1000+li*10+5+j%7)
 				var gk, gv float32
@@ -56,6 +89,12 @@ func rows(t *testing.T, s *Seq) int {
 		if s.Is16() {
 			lk, lv = len(l.K16), len(l.V16)
 		}
+		if s.IsQ8() {
+			lk, lv = len(l.K8), len(l.V8)
+			if len(l.KS)*Q8Block != lk || len(l.VS)*Q8Block != lv {
+				t.Fatalf("Q8_0 scales: %d and %d for %d and %d values", len(l.KS), len(l.VS), lk, lv)
+			}
+		}
 		if n < 0 {
 			n = lk
 		}
@@ -70,8 +109,12 @@ func rows(t *testing.T, s *Seq) int {
 // grows by GrowChunk positions (or to what is asked, if more), keeping the
 // committed positions, in every dtype.
 func TestReserveGrowsInChunks(t *testing.T) {
-	for _, dt := range []tensor.DType{tensor.F32, tensor.BF16, tensor.F16} {
-		s := NewOf(dt, 3, 6)
+	for _, dt := range []tensor.DType{tensor.F32, tensor.BF16, tensor.F16, Q8_0} {
+		kvDim := 6
+		if dt == Q8_0 {
+			kvDim = 64
+		}
+		s := NewOf(dt, 3, kvDim)
 		if s.Cap() != 0 || s.Bytes() != 0 {
 			t.Fatalf("%s: new cache has room for %d positions, %d bytes", dt, s.Cap(), s.Bytes())
 		}
@@ -92,11 +135,12 @@ func TestReserveGrowsInChunks(t *testing.T) {
 			fill(s, s.Len, st.n)
 			s.Len = max(s.Len, st.n)
 		}
-		if want := int(BytesPerPosition(dt, 3, 6)) * 1000; s.Bytes() != want {
+		if want := int(BytesPerPosition(dt, 3, kvDim)) * 1000; s.Bytes() != want {
 			t.Fatalf("%s: Bytes %d, want %d", dt, s.Bytes(), want)
 		}
 	}
-	if BytesPerPosition(tensor.BF16, 30, 192) != 30*192*2*2 || BytesPerPosition(tensor.F32, 30, 192) != 30*192*2*4 {
+	if BytesPerPosition(tensor.BF16, 30, 192) != 30*192*2*2 || BytesPerPosition(tensor.F32, 30, 192) != 30*192*2*4 ||
+		BytesPerPosition(Q8_0, 30, 192) != 30*2*192*34/32 {
 		t.Fatal("BytesPerPosition")
 	}
 }
@@ -121,15 +165,40 @@ func TestReserveKeepsAliasedLayers(t *testing.T) {
 // 64-byte aligned; Reserve within it never moves the rows; asking for more
 // moves them to the heap intact; Free empties the cache.
 func TestNewFixed(t *testing.T) {
-	for _, dt := range []tensor.DType{tensor.F32, tensor.BF16, tensor.F16} {
-		s := NewFixed(dt, 5, 12, 44)
-		if s.Cap() != 44 || s.Bytes() != int(BytesPerPosition(dt, 5, 12))*44 {
+	for _, dt := range []tensor.DType{tensor.F32, tensor.BF16, tensor.F16, Q8_0} {
+		kvDim := 12
+		if dt == Q8_0 {
+			kvDim = 96
+		}
+		s := NewFixed(dt, 5, kvDim, 44)
+		if s.Cap() != 44 || s.Bytes() != int(BytesPerPosition(dt, 5, kvDim))*44 {
 			t.Fatalf("%s: room %d, %d bytes", dt, s.Cap(), s.Bytes())
 		}
 		first := make([]uintptr, len(s.Layers))
 		for i, l := range s.Layers {
 			var p uintptr
-			if s.Is16() {
+			if s.IsQ8() {
+				if len(l.K8) != 44*kvDim || len(l.KS) != 44*kvDim/Q8Block || len(l.VS) != len(l.KS) || len(l.V8) != len(l.K8) {
+					t.Fatalf("%s: layer %d sized %d, %d, %d, %d", dt, i, len(l.K8), len(l.V8), len(l.KS), len(l.VS))
+				}
+				for _, x := range append(l.K8, l.V8...) {
+					if x != 0 {
+						t.Fatalf("%s: not zeroed", dt)
+					}
+				}
+				for _, x := range append(l.KS, l.VS...) {
+					if x != 0 {
+						t.Fatalf("%s: not zeroed", dt)
+					}
+				}
+				// Every part of every layer starts on a cache line.
+				for _, a := range []uintptr{uintptrOf8(l.K8), uintptrOf8(l.V8), uintptrOf16(l.KS), uintptrOf16(l.VS)} {
+					if a%64 != 0 {
+						t.Fatalf("%s: layer %d has a part at %#x, not 64-byte aligned", dt, i, a)
+					}
+				}
+				p = uintptrOf8(l.K8)
+			} else if s.Is16() {
 				for _, x := range append(l.K16, l.V16...) {
 					if x != 0 {
 						t.Fatalf("%s: not zeroed", dt)
@@ -158,6 +227,9 @@ func TestNewFixed(t *testing.T) {
 				if s.Is16() {
 					p = uintptrOf16(l.K16)
 				}
+				if s.IsQ8() {
+					p = uintptrOf8(l.K8)
+				}
 				if p != first[i] {
 					t.Fatalf("%s: Reserve(%d) within the room moved layer %d", dt, n, i)
 				}
@@ -173,7 +245,7 @@ func TestNewFixed(t *testing.T) {
 		if s.Cap() != 0 || s.Len != 0 || s.Bytes() != 0 {
 			t.Fatalf("%s: after Free: room %d, Len %d", dt, s.Cap(), s.Len)
 		}
-		NewFixed(dt, 5, 12, 44).Free()
+		NewFixed(dt, 5, kvDim, 44).Free()
 	}
 }
 

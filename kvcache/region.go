@@ -34,6 +34,12 @@ func (r *region) halves(off, n int) []uint16 {
 	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(b))), n)
 }
 
+// int8s is n bytes from byte offset off, as int8.
+func (r *region) int8s(off, n int) []int8 {
+	b := r.mem[off : off+n]
+	return unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(b))), n)
+}
+
 func (r *region) free() {
 	if r.unmap != nil && r.mem != nil {
 		r.unmap(r.mem)

@@ -61,7 +61,7 @@ func (f *sampleFlags) params(cmd *cobra.Command, lm *loadedModel) sample.Params 
 }
 
 func newGenerateCmd() *cobra.Command {
-	var modelPath, prompt string
+	var modelPath, prompt, kvCacheDType string
 	var adapters []string
 	var sf sampleFlags
 	cmd := &cobra.Command{
@@ -76,12 +76,16 @@ func newGenerateCmd() *cobra.Command {
 			if err := lm.attachAdapters(adapters); err != nil {
 				return err
 			}
+			kvt, err := engine.ParseKVCacheDType(kvCacheDType, lm.Model)
+			if err != nil {
+				return fmt.Errorf("--kv-cache-dtype: %w", err)
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			out := cmd.OutOrStdout()
 			fmt.Fprint(out, prompt)
 			_, err = engine.Generate(ctx, lm.Model, lm.Tok, lm.encodePrompt(prompt), engine.GenerateOptions{
-				MaxTokens: sf.maxTokens, Sample: sf.params(cmd, lm), Stop: sf.stop, EOS: lm.eosIDs(),
+				MaxTokens: sf.maxTokens, Sample: sf.params(cmd, lm), Stop: sf.stop, EOS: lm.eosIDs(), KVType: kvt,
 			}, func(s string) error { _, err := fmt.Fprint(out, s); return err })
 			fmt.Fprintln(out)
 			return err
@@ -90,6 +94,7 @@ func newGenerateCmd() *cobra.Command {
 	cmd.Flags().StringVar(&modelPath, "model", "", "model folder (default: the embedded tiny-brown)")
 	cmd.Flags().StringVar(&prompt, "prompt", "", "prompt text")
 	cmd.Flags().StringArrayVar(&adapters, "adapter", nil, "PEFT adapter folder applied unmerged (repeat to combine several)")
+	cmd.Flags().StringVar(&kvCacheDType, "kv-cache-dtype", "auto", kvCacheDTypeUsage)
 	sf.register(cmd)
 	return cmd
 }

@@ -28,6 +28,7 @@ func newServeCmd() *cobra.Command {
 		modelPath, adaptersDir, addr, name    string
 		maxLoaded, maxBatch, maxQueue, ctxLen int
 		maxStepTokens, kvBudgetMB             int
+		kvCacheDType                          string
 		apiKeys, adminKeys                    []string
 		allowOutside                          bool
 		shutdownTimeout                       time.Duration
@@ -70,8 +71,12 @@ SIGTERM or SIGINT stops accepting and drains in-flight requests.`,
 				}
 			}
 			// The KV cache takes the weights' 16-bit type when they have
-			// one (engine.KVType), halving its memory.
+			// one (engine.KVType), halving its memory, unless
+			// --kv-cache-dtype says otherwise (q8_0: about half again).
 			spec := engine.SpecOf(lm.Model)
+			if spec.KVType, err = engine.ParseKVCacheDType(kvCacheDType, lm.Model); err != nil {
+				return fmt.Errorf("--kv-cache-dtype: %w", err)
+			}
 			eng, err := engine.New(lm.Model, spec, lm.Tok, engine.Config{
 				MaxBatch: maxBatch, MaxQueue: maxQueue, MaxStepTokens: maxStepTokens, ContextLen: ctxLen,
 				KVBudget: int64(kvBudgetMB) << 20, Metrics: met, Logger: logger,
@@ -138,12 +143,16 @@ SIGTERM or SIGINT stops accepting and drains in-flight requests.`,
 	f.IntVar(&ctxLen, "ctx", 0, "context length: prompt + max_tokens at most (default: the model's)")
 	f.IntVar(&maxStepTokens, "max-step-tokens", 0, "tokens per forward step at most, prefill chunks included (default: max(512, 2·max-batch))")
 	f.IntVar(&kvBudgetMB, "kv-budget-mb", 0, "KV cache memory budget in MiB (default: max-batch full contexts, at most 4096)")
+	f.StringVar(&kvCacheDType, "kv-cache-dtype", "auto", kvCacheDTypeUsage)
 	f.StringArrayVar(&apiKeys, "api-key", nil, "accepted API key (repeatable; none: no key needed)")
 	f.StringArrayVar(&adminKeys, "admin-key", nil, "admin API key (repeatable; none: admin API disabled)")
 	f.BoolVar(&allowOutside, "allow-outside-dir", false, "let the admin API load adapters from paths outside --adapters")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	return cmd
 }
+
+// kvCacheDTypeUsage describes --kv-cache-dtype (serve, bench serve, generate).
+const kvCacheDTypeUsage = "KV cache element type: auto (the weights' 16-bit type, else f32), f32, bf16, f16 or q8_0 (llama.cpp's 8-bit blocks: 1.06 bytes a value; needs a head dim that is a multiple of 32)"
 
 // baseModelName is how clients name the base model: the folder's name, or
 // the embedded model's.

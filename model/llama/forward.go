@@ -244,6 +244,20 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 				tensor.Narrow(cache.DType, lkv.K16[cache.Len*Hkv:], k[start[r]*Hkv:start[r+1]*Hkv])
 				tensor.Narrow(cache.DType, lkv.V16[cache.Len*Hkv:], v[start[r]*Hkv:start[r+1]*Hkv])
 				as.K16, as.V16, as.KVType = lkv.K16, lkv.V16, cache.DType
+			} else if cache.IsQ8() {
+				// An 8-bit serving cache (llama.cpp's q8_0, chosen with
+				// --kv-cache-dtype): each 32 values of k (after RoPE) and v
+				// are quantized once, as stored, to bytes and an fp16 scale.
+				if saving {
+					return nil, nil, fmt.Errorf("forward: sequence %d has a %s KV cache; saving activations needs a float32 one", r, cache.DType)
+				}
+				if err := kvcache.CheckQ8(Hkv, c.HeadDim); err != nil {
+					return nil, nil, fmt.Errorf("forward: sequence %d: %w", r, err)
+				}
+				at := cache.Len * Hkv
+				kvcache.QuantizeQ8(lkv.K8[at:], lkv.KS[at/kvcache.Q8Block:], k[start[r]*Hkv:start[r+1]*Hkv])
+				kvcache.QuantizeQ8(lkv.V8[at:], lkv.VS[at/kvcache.Q8Block:], v[start[r]*Hkv:start[r+1]*Hkv])
+				as.K8, as.V8, as.KS, as.VS = lkv.K8, lkv.V8, lkv.KS, lkv.VS
 			} else {
 				copy(lkv.K[cache.Len*Hkv:], k[start[r]*Hkv:start[r+1]*Hkv])
 				copy(lkv.V[cache.Len*Hkv:], v[start[r]*Hkv:start[r+1]*Hkv])
@@ -269,7 +283,10 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 		kernels.RMSNorm(xn, grow(&a.Rstd2, N), x, l.MLPNorm, N, D, eps)
 		gate, up := grow(&a.Gate, N*F), grow(&a.Up, N*F)
 		m.linears(st, start, li, 4, xn, N, lin{l.Gate, gate}, lin{l.Up, up})
-		prod := grow(&a.GatedProd, N*F)
+		prod := gate // inference: the product overwrites gate (SwiGLU is elementwise)
+		if saving || st.ck != nil {
+			prod = grow(&a.GatedProd, N*F)
+		}
 		kernels.SwiGLU(prod, gate, up)
 		if st.ck.recomputing() {
 			continue // the backward needs no layer output: skip down_proj
