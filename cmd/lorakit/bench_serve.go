@@ -24,7 +24,7 @@ import (
 
 func newBenchServeCmd() *cobra.Command {
 	var (
-		shape, modelPath                       string
+		shape, modelPath, kvCacheDType         string
 		nAdapters, rank, concurrency, requests int
 		maxTokens, promptLen, maxBatch         int
 		asJSON                                 bool
@@ -62,6 +62,9 @@ token and per-token latency (time per output token after the first) percentiles.
 				maxBatch = concurrency
 			}
 			spec := engine.SpecOf(m)
+			if spec.KVType, err = engine.ParseKVCacheDType(kvCacheDType, m); err != nil {
+				return fmt.Errorf("--kv-cache-dtype: %w", err)
+			}
 			ctxLen := promptLen + maxTokens
 			if spec.MaxPositions > 0 {
 				ctxLen = min(ctxLen, spec.MaxPositions)
@@ -176,6 +179,7 @@ token and per-token latency (time per output token after the first) percentiles.
 	f.IntVar(&maxTokens, "max-tokens", 128, "tokens generated per request")
 	f.IntVar(&promptLen, "prompt", 16, "prompt tokens per request")
 	f.IntVar(&maxBatch, "max-batch", 0, "engine batch limit (default: --concurrency)")
+	f.StringVar(&kvCacheDType, "kv-cache-dtype", "auto", kvCacheDTypeUsage)
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
 }
