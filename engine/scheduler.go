@@ -140,9 +140,18 @@ func New(m Model, spec Spec, tok *tokenizer.Tokenizer, cfg Config) (*Engine, err
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
+	if r, ok := m.(reserver); ok {
+		r.Reserve(cfg.MaxStepTokens, cfg.MaxBatch, cfg.ContextLen)
+	}
 	e.met.setKVBudget(cfg.KVBudget)
 	go e.loop()
 	return e, nil
+}
+
+// reserver is a Model that can size its step buffers for the engine's
+// limits up front (llama.Model.Reserve).
+type reserver interface {
+	Reserve(tokens, seqs, positions int)
 }
 
 // ContextLen is the longest prompt + max_tokens the engine accepts.

@@ -27,6 +27,13 @@ func (t *RopeTable) Len() int {
 
 // Grow extends the table to at least n positions.
 func (t *RopeTable) Grow(invFreq []float32, n int) {
+	if need := n * len(invFreq); need > cap(t.Cos) {
+		// One allocation of the final size, not append's doublings: a
+		// table of 4096 positions is 1 MB, and its outgrown copies would
+		// be garbage.
+		t.Cos = append(make([]float32, 0, need), t.Cos...)
+		t.Sin = append(make([]float32, 0, need), t.Sin...)
+	}
 	for p := t.Len(); p < n; p++ {
 		for _, f := range invFreq {
 			angle := float32(p) * f

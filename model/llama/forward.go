@@ -331,6 +331,41 @@ func (m *Model) head(st *Step, x []float32, start []int) ([]float32, error) {
 	return logits, nil
 }
 
+// Reserve sizes the inference buffers for steps of up to tokens tokens over
+// up to seqs sequences (each wanting its last row's logits) at positions
+// below positions. The serving engine calls it once with its limits, as
+// llama.cpp reserves its compute buffers for the largest batch: the buffers
+// are then allocated once, at their final size, instead of being outgrown
+// (and left to the garbage collector) as the load rises.
+func (m *Model) Reserve(tokens, seqs, positions int) {
+	c := m.Config
+	D, F := c.HiddenSize, c.IntermediateSize
+	sc := &m.scratch
+	grow(&sc.x, tokens*D)
+	grow(&sc.kv, 2*tokens*c.KVDim())
+	grow(&sc.tmp, tokens*D)
+	a := &sc.layer
+	for _, b := range []*[]float32{&a.XNorm1, &a.XNorm2} {
+		grow(b, tokens*D)
+	}
+	for _, b := range []*[]float32{&a.Rstd1, &a.Rstd2} {
+		grow(b, tokens)
+	}
+	grow(&a.Q, tokens*c.QDim())
+	grow(&a.AttnOut, tokens*c.QDim())
+	grow(&a.Gate, tokens*F)
+	grow(&a.Up, tokens*F)
+	if c.QKNorm {
+		grow(&a.QRstd, tokens*c.NumHeads)
+		grow(&a.KRstd, tokens*c.NumKVHeads)
+	}
+	grow(&sc.headXN, 2*seqs*D)
+	grow(&sc.logits, seqs*c.VocabSize)
+	if m.rope.Len() < positions {
+		m.rope.Grow(m.invFreq, positions)
+	}
+}
+
 // grow returns *p resized to n, reusing its memory when it is large enough:
 // buffers live across calls so a training step does not fault in fresh pages.
 // The contents are not cleared.
