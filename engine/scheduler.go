@@ -141,7 +141,7 @@ func New(m Model, spec Spec, tok *tokenizer.Tokenizer, cfg Config) (*Engine, err
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	if r, ok := m.(reserver); ok {
-		r.Reserve(cfg.MaxStepTokens, cfg.MaxBatch, cfg.ContextLen)
+		r.Reserve(cfg.MaxStepTokens, cfg.MaxBatch)
 	}
 	e.met.setKVBudget(cfg.KVBudget)
 	go e.loop()
@@ -151,7 +151,7 @@ func New(m Model, spec Spec, tok *tokenizer.Tokenizer, cfg Config) (*Engine, err
 // reserver is a Model that can size its step buffers for the engine's
 // limits up front (llama.Model.Reserve).
 type reserver interface {
-	Reserve(tokens, seqs, positions int)
+	Reserve(tokens, seqs int)
 }
 
 // ContextLen is the longest prompt + max_tokens the engine accepts.

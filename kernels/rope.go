@@ -28,11 +28,17 @@ func (t *RopeTable) Len() int {
 // Grow extends the table to at least n positions.
 func (t *RopeTable) Grow(invFreq []float32, n int) {
 	if need := n * len(invFreq); need > cap(t.Cos) {
-		// One allocation of the final size, not append's doublings: a
-		// table of 4096 positions is 1 MB, and its outgrown copies would
-		// be garbage.
-		t.Cos = append(make([]float32, 0, need), t.Cos...)
-		t.Sin = append(make([]float32, 0, need), t.Sin...)
+		// The first table is allocated at its size, not by append's
+		// doublings (a table of 4096 positions is 1 MB, and the outgrown
+		// copies would be garbage); later growth, a position or a prompt
+		// at a time, doubles, so it copies each entry a bounded number of
+		// times.
+		c := need
+		if cap(t.Cos) > 0 {
+			c = max(need, 2*cap(t.Cos))
+		}
+		t.Cos = append(make([]float32, 0, c), t.Cos...)
+		t.Sin = append(make([]float32, 0, c), t.Sin...)
 	}
 	for p := t.Len(); p < n; p++ {
 		for _, f := range invFreq {

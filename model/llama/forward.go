@@ -332,12 +332,12 @@ func (m *Model) head(st *Step, x []float32, start []int) ([]float32, error) {
 }
 
 // Reserve sizes the inference buffers for steps of up to tokens tokens over
-// up to seqs sequences (each wanting its last row's logits) at positions
-// below positions. The serving engine calls it once with its limits, as
+// up to seqs sequences (each wanting its last row's logits). The serving
+// engine calls it once with its limits, as
 // llama.cpp reserves its compute buffers for the largest batch: the buffers
 // are then allocated once, at their final size, instead of being outgrown
 // (and left to the garbage collector) as the load rises.
-func (m *Model) Reserve(tokens, seqs, positions int) {
+func (m *Model) Reserve(tokens, seqs int) {
 	c := m.Config
 	D, F := c.HiddenSize, c.IntermediateSize
 	sc := &m.scratch
@@ -361,9 +361,6 @@ func (m *Model) Reserve(tokens, seqs, positions int) {
 	}
 	grow(&sc.headXN, 2*seqs*D)
 	grow(&sc.logits, seqs*c.VocabSize)
-	if m.rope.Len() < positions {
-		m.rope.Grow(m.invFreq, positions)
-	}
 }
 
 // grow returns *p resized to n, reusing its memory when it is large enough:
