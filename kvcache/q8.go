@@ -87,20 +87,14 @@ func QuantizeQ8(q []int8, scales []uint16, src []float32) {
 
 // roundQ8 is C's roundf (half away from zero) of x, clamped to ±127:
 // float64 holds x ± 0.5 exactly for any float32 |x| < 2²³, and truncation
-// then rounds half away from zero.
+// then rounds half away from zero. No branch depends on the sign: the
+// signs of keys and values are random, and a branch on them would be
+// mispredicted half the time (it made quantizing the cache 6% of a
+// serving step).
 func roundQ8(x float32) int8 {
 	r := float64(x)
-	if r >= 0 {
-		r += 0.5
-	} else {
-		r -= 0.5
-	}
-	switch {
-	case r >= 127:
-		return 127
-	case r <= -127:
-		return -127
-	case r != r:
+	r = max(-127, min(127, r+math.Copysign(0.5, r)))
+	if r != r {
 		return 0
 	}
 	return int8(r)
