@@ -12,6 +12,9 @@ func mapBlock(n int) ([]byte, func([]byte)) {
 	if n <= 0 {
 		return nil, nil
 	}
+	if mem, unmap := mapHuge(n); mem != nil {
+		return mem, unmap
+	}
 	mem, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
 		return nil, nil
