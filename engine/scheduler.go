@@ -483,14 +483,17 @@ func (e *Engine) retire(s *sequence) {
 
 // end delivers the outcome of a sequence and releases what it held.
 func (e *Engine) end(s *sequence, res Result, err error, reason string) {
+	// Metrics first: a client holding its response must find its request
+	// counted in /metrics (recorded after, they raced a scrape that
+	// followed the response).
+	e.met.finish(reason)
+	e.met.tokens(s.req.Adapter, res.PromptTokens, len(res.Tokens))
 	s.out.close(res, err)
 	s.stopC()
 	s.out.cancel()
 	if s.req.Release != nil {
 		s.req.Release()
 	}
-	e.met.finish(reason)
-	e.met.tokens(s.req.Adapter, res.PromptTokens, len(res.Tokens))
 	e.log.Debug("request finished", "request_id", s.req.ID, "adapter", s.req.Adapter, "reason", reason,
 		"prompt_tokens", res.PromptTokens, "completion_tokens", len(res.Tokens), "took", time.Since(s.submitted))
 }

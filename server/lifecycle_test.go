@@ -67,11 +67,13 @@ func TestShutdownDeadline(t *testing.T) {
 }
 
 // TestMetricsAndIDs: /metrics carries the request, token, latency, batch
-// and adapter series; every response carries its request id.
+// and adapter series; every response carries its request id. The requests
+// are greedy, so that none can end early on a sampled EOS and the token
+// counts below are exact.
 func TestMetricsAndIDs(t *testing.T) {
 	h := newHarness(t, harnessOpts{adapters: 2, maxLoaded: 1})
 	for _, m := range []string{"a0", "a1", "a0", "tiny-brown"} {
-		if status, body, _ := h.post(t, "/v1/completions", "", map[string]any{"model": m, "prompt": "The", "max_tokens": 3}); status != 200 {
+		if status, body, _ := h.post(t, "/v1/completions", "", map[string]any{"model": m, "prompt": "The", "max_tokens": 3, "temperature": 0}); status != 200 {
 			t.Fatalf("%s: %d %v", m, status, body)
 		}
 	}
