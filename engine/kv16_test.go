@@ -25,12 +25,7 @@ func greedyWith(t *testing.T, m *llama.Model, dt tensor.DType, prompt []int, n i
 		}
 		// A copy: the model reuses its logits buffer from step to step.
 		all = append(all, append([]float32(nil), logits...))
-		best := 0
-		for i, v := range logits {
-			if v > logits[best] {
-				best = i
-			}
-		}
+		best := argmax(logits)
 		toks = append(toks, best)
 		next = []int{best}
 	}

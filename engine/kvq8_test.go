@@ -41,26 +41,7 @@ func forcedLogits(t *testing.T, m *llama.Model, dt tensor.DType, tokens []int, c
 	return all
 }
 
-// greedyCopy is greedyWith (kv16_test.go) keeping a copy of every step's
-// logits: generation's logits live in a buffer the model reuses.
-func greedyCopy(t *testing.T, m *llama.Model, dt tensor.DType, prompt []int, n int) ([]int, [][]float32) {
-	t.Helper()
-	cache := kvcache.NewOf(dt, len(m.Layers), m.Config.KVDim())
-	var toks []int
-	var all [][]float32
-	next := prompt
-	for len(toks) < n {
-		logits, err := m.Forward(&llama.Step{Caches: []*kvcache.Seq{cache}, Tokens: [][]int{next}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, append([]float32(nil), logits...))
-		toks = append(toks, argmax(logits))
-		next = []int{toks[len(toks)-1]}
-	}
-	return toks, all
-}
-
+// argmax is the index of the largest of x (the first, on ties).
 func argmax(x []float32) int {
 	best := 0
 	for i, v := range x {
@@ -104,7 +85,7 @@ func TestKVQ8CacheMatchesFloat32(t *testing.T) {
 		t.Fatalf("prompt of %d tokens: the prefill GEMM path needs 8", len(prompt))
 	}
 	const n = 64
-	want, wantLogits := greedyCopy(t, m, tensor.F32, prompt, n)
+	want, wantLogits := greedyWith(t, m, tensor.F32, prompt, n)
 	// Teacher-forced: the float32 cache's tokens through a Q8_0 cache.
 	seq := append(append([]int(nil), prompt...), want[:n-1]...)
 	chunks := append([]int{len(prompt)}, 1)
@@ -119,7 +100,7 @@ func TestKVQ8CacheMatchesFloat32(t *testing.T) {
 				agree++
 			}
 		}
-		free, _ := greedyCopy(t, m, dt, prompt, n)
+		free, _ := greedyWith(t, m, dt, prompt, n)
 		for same < n && free[same] == want[same] {
 			same++
 		}
