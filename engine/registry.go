@@ -328,6 +328,9 @@ func (r *Registry) read(name, path string) (*loaded, error) {
 	if err == nil && r.cfg.Base != nil {
 		err = a.Check(r.cfg.Base)
 	}
+	if err == nil {
+		a.PrepareServing()
+	}
 	r.cfg.Metrics.adapterLoad(time.Since(t0), err)
 	if err != nil {
 		r.log.Warn("adapter load failed", "adapter", name, "path", path, "err", err)

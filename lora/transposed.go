@@ -17,3 +17,14 @@ func (m *Module) BT() []float32 {
 	}
 	return m.bt
 }
+
+// PrepareServing builds every module's Bᵀ (BT) now. The serving registry
+// calls it when it loads an adapter, off the scheduler's path: built
+// lazily, the transposes of an adapter's first batch were made inside a
+// forward step, holding up every sequence in it. The adapter is frozen
+// from then on.
+func (a *Adapter) PrepareServing() {
+	for _, name := range a.Names() {
+		a.Modules[name].BT()
+	}
+}

@@ -57,6 +57,7 @@ token and per-token latency (time per output token after the first) percentiles.
 				if ads[i], err = engine.RandomAdapter(m, rank, lora.Attention, uint64(i+1), 0.02); err != nil {
 					return err
 				}
+				ads[i].PrepareServing() // as the registry does at load
 			}
 			if maxBatch == 0 {
 				maxBatch = concurrency
