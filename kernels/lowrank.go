@@ -145,8 +145,12 @@ func MatMulTLowRank(y, x, w []float32, m, n, k int, segs []LowRank) {
 		unit = im.nr * max(1, (n+4*im.nr-1)/(4*im.nr))
 	}
 	g.unit = unit
-	cols := (n + threads - 1) / threads
-	g.unpackA = im.kernelU != nil && cols <= unpackedAMaxPanels*im.nr
+	// A is read in place when a unit is too narrow to reuse a packed copy:
+	// each unit runs the blocked algorithm alone, so a decode step's
+	// one-panel units would each pack all of x again (18 copies of x for a
+	// 576-wide projection, more bytes than its weights) only to use it
+	// once. The kernels give the same bits either way.
+	g.unpackA = im.kernelU != nil && unit <= unpackedAMaxPanels*im.nr
 	nu := (n + unit - 1) / unit
 	ylp := lowRankBufs.Get().(*[]float32)
 	if cap(*ylp) < m*n {
