@@ -190,26 +190,23 @@ func (s *Seq) regrow(c int) {
 		l := &s.Layers[i]
 		switch {
 		case s.Is16():
-			k, v := make([]uint16, size), make([]uint16, size)
-			copy(k, l.K16[:min(keep, len(l.K16))])
-			copy(v, l.V16[:min(keep, len(l.V16))])
-			l.K16, l.V16 = k, v
+			l.K16, l.V16 = moved(l.K16, size, keep), moved(l.V16, size, keep)
 		case s.IsQ8():
-			k, v := make([]int8, size), make([]int8, size)
-			copy(k, l.K8[:min(keep, len(l.K8))])
-			copy(v, l.V8[:min(keep, len(l.V8))])
-			ks, vs := make([]uint16, size/Q8Block), make([]uint16, size/Q8Block)
-			copy(ks, l.KS[:min(keep/Q8Block, len(l.KS))])
-			copy(vs, l.VS[:min(keep/Q8Block, len(l.VS))])
-			l.K8, l.V8, l.KS, l.VS = k, v, ks, vs
+			l.K8, l.V8 = moved(l.K8, size, keep), moved(l.V8, size, keep)
+			l.KS, l.VS = moved(l.KS, size/Q8Block, keep/Q8Block), moved(l.VS, size/Q8Block, keep/Q8Block)
 		default:
-			k, v := make([]float32, size), make([]float32, size)
-			copy(k, l.K[:min(keep, len(l.K))])
-			copy(v, l.V[:min(keep, len(l.V))])
-			l.K, l.V = k, v
+			l.K, l.V = moved(l.K, size, keep), moved(l.V, size, keep)
 		}
 	}
 	s.release()
+}
+
+// moved returns a new Go array of n elements holding old's first keep (or
+// all of old, if shorter).
+func moved[T any](old []T, n, keep int) []T {
+	s := make([]T, n)
+	copy(s, old[:min(keep, len(old))])
+	return s
 }
 
 // Truncate forgets positions from n on (used to roll back or reuse a prefix).

@@ -117,9 +117,9 @@ func (m *Model) QuantizeNF4() error {
 			if err := p.Linear.Quantize(); err != nil {
 				return fmt.Errorf("quantize layer %d %s: %w", i, p.Name, err)
 			}
-			p.Linear.ComputeBF16 = m.Config.QuantComputeDType == "bfloat16"
 		}
 	}
+	m.applyComputeDType()
 	return nil
 }
 
@@ -138,12 +138,19 @@ func (m *Model) SetNF4ComputeDType(d string) error {
 		return fmt.Errorf("NF4 compute dtype %q: want float32 or bfloat16", d)
 	}
 	m.Config.QuantComputeDType = d
+	m.applyComputeDType()
+	return nil
+}
+
+// applyComputeDType gives every projection the compute dtype
+// Config.QuantComputeDType names (only NF4 products read it).
+func (m *Model) applyComputeDType() {
+	bf16 := m.Config.QuantComputeDType == "bfloat16"
 	for _, l := range m.Layers {
 		for _, p := range l.Projections() {
-			p.Linear.ComputeBF16 = d == "bfloat16"
+			p.Linear.ComputeBF16 = bf16
 		}
 	}
-	return nil
 }
 
 // WeightBytes is the memory of all weights as held (NF4 counted packed).

@@ -232,15 +232,16 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 			n := len(st.Tokens[r])
 			shape := kernels.AttentionShape{NQ: n, Pos0: cache.Len, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim, Window: c.SlidingWindow}
 			as := kernels.AttentionSeq{Out: att[start[r]*Hq : start[r+1]*Hq], Q: q[start[r]*Hq : start[r+1]*Hq], Shape: shape}
+			if saving && (cache.Is16() || cache.IsQ8()) {
+				// The backward reads float32 caches: training never
+				// holds a serving cache.
+				return nil, nil, fmt.Errorf("forward: sequence %d has a %s KV cache; saving activations needs a float32 one", r, cache.DType)
+			}
 			if cache.Is16() {
 				// A serving cache in the model's 16-bit type (vLLM's
 				// kv_cache_dtype="auto"): k (after RoPE) and v are rounded
 				// to it once, as stored; a bf16 model in HF transformers
-				// computes them in bf16 throughout. The backward reads
-				// float32 caches, so training never gets here.
-				if saving {
-					return nil, nil, fmt.Errorf("forward: sequence %d has a %s KV cache; saving activations needs a float32 one", r, cache.DType)
-				}
+				// computes them in bf16 throughout.
 				tensor.Narrow(cache.DType, lkv.K16[cache.Len*Hkv:], k[start[r]*Hkv:start[r+1]*Hkv])
 				tensor.Narrow(cache.DType, lkv.V16[cache.Len*Hkv:], v[start[r]*Hkv:start[r+1]*Hkv])
 				as.K16, as.V16, as.KVType = lkv.K16, lkv.V16, cache.DType
@@ -248,9 +249,6 @@ func (m *Model) forwardLayers(st *Step) (x []float32, start []int, err error) {
 				// An 8-bit serving cache (llama.cpp's q8_0, chosen with
 				// --kv-cache-dtype): each 32 values of k (after RoPE) and v
 				// are quantized once, as stored, to bytes and an fp16 scale.
-				if saving {
-					return nil, nil, fmt.Errorf("forward: sequence %d has a %s KV cache; saving activations needs a float32 one", r, cache.DType)
-				}
 				if err := kvcache.CheckQ8(Hkv, c.HeadDim); err != nil {
 					return nil, nil, fmt.Errorf("forward: sequence %d: %w", r, err)
 				}

@@ -123,11 +123,7 @@ func FromTensors(cfg *model.Config, ts TensorSource) (*Model, error) {
 			return nil, fmt.Errorf("tensor %q is not part of a %s model with this config (wrong config.json?)", name, c.ModelType)
 		}
 	}
-	for _, l := range m.Layers {
-		for _, p := range l.Projections() {
-			p.Linear.ComputeBF16 = c.QuantComputeDType == "bfloat16"
-		}
-	}
+	m.applyComputeDType()
 	m.init()
 	return m, nil
 }
